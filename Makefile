@@ -1,0 +1,50 @@
+# Set-up and entry points. `make demo` and `make test` each create the virtual environment from
+# requirements.lock first (once; again when the lock changes).
+
+VENV    ?= .venv
+PYTHON  ?= python3
+CORES   ?= all
+STAMP   := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test lint dag lock bench clean-demo
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## The main job: the demo model on the bundled sample, end to end.
+demo: setup
+	snakemake --cores $(CORES)
+
+## The test suite (unit tests per script + end-to-end runs of the sample pipeline).
+test: setup
+	python -m pytest tests
+
+lint: setup
+	snakemake --lint
+	snakefmt --check --diff Snakefile rules/
+
+## Stage graph and job graph as SVG (needs graphviz's `dot`).
+dag: setup
+	mkdir -p docs
+	snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+	snakemake --dag | dot -Tsvg > docs/dag.svg
+
+## Re-resolve requirements.in into the pinned lock.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.in
+	.venv-lock/bin/pip freeze --all --exclude pip > requirements.lock
+	rm -rf .venv-lock
+
+bench: setup
+	python benchmarks/bench_pretraining_data.py
+
+clean-demo:
+	rm -rf corpus tokenizers pretraining_data model hf_model logs .snakemake

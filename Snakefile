@@ -1,0 +1,43 @@
+# Japanese BERT-family models, from raw dumps to Hugging Face model directories.
+#
+#   snakemake --cores all                                  # the demo model on the bundled sample
+#   snakemake --cores 16 hf_model/bert-base-japanese-v3    # a recipe model from the real dumps
+#   snakemake --rulegraph | dot -Tsvg > rulegraph.svg      # the stage graph
+#
+# Stages live in rules/*.smk; their logic in scripts/ (importable, unit tested).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+wildcard_constraints:
+    corpus=_alt(CORPORA),
+    shard=r"\d{2,3}",
+    tokenizer=_alt(TOKENIZERS),
+    arch=_alt(config["architectures"]),
+    stage=_alt(STAGES),
+    model=_alt(MODELS),
+    alphabet=_alt(config["alphabets"]),
+
+
+include: "rules/corpus.smk"
+include: "rules/tokenizers.smk"
+include: "rules/pretraining_data.smk"
+include: "rules/training.smk"
+include: "rules/hf_model.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("hf_model/{model}", model=config["default_models"]),
+    localrule: True
+
+
+onsuccess:
+    print_built_models(config["default_models"])

@@ -1,0 +1,113 @@
+# Raw dumps -> cleaned sentence-per-line corpora -> document-level shards -> tokenizer sample.
+
+
+rule raw_sha256:
+    """Digest of a raw dump, recorded in every model's provenance."""
+    input:
+        raw=raw_dump,
+    output:
+        "corpus/{corpus}/raw.sha256.json",
+    log:
+        "logs/corpus/raw_sha256/{corpus}.log",
+    benchmark:
+        "logs/benchmarks/corpus/raw_sha256/{corpus}.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=200,
+        runtime=120,
+    params:
+        code=code("digest"),
+    shell:
+        "python -m scripts.digest --input {input.raw:q} --output {output:q} 2> {log:q}"
+
+
+rule corpus_wiki:
+    """The recipe's Wikipedia cleaning: CirrusSearch JSON -> sentences, blank line between pages."""
+    input:
+        raw=raw_dump,
+    output:
+        corpus="corpus/{corpus}/corpus.txt.gz",
+        stats="corpus/{corpus}/corpus.stats.json",
+    log:
+        "logs/corpus/corpus_wiki/{corpus}.log",
+    benchmark:
+        "logs/benchmarks/corpus/corpus_wiki/{corpus}.tsv"
+    wildcard_constraints:
+        corpus=_alt(CIRRUS),
+    conda:
+        "../envs/data.yaml"
+    threads: 8
+    resources:
+        mem_mb=4000,
+        runtime=12 * 60,
+    params:
+        split=split_flag,
+        min_len=cleaning("min_sentence_length"),
+        max_len=cleaning("max_sentence_length"),
+        code=code("corpus_wiki"),
+    shell:
+        "python -m scripts.corpus_wiki --input {input.raw:q} --output {output.corpus:q}"
+        " --stats {output.stats:q} --min-sentence-length {params.min_len}"
+        " --max-sentence-length {params.max_len}"
+        " {params.split} --threads {threads} 2> {log:q}"
+
+
+# One sharding rule per corpus: its number of outputs (num_shards) is fixed by config.
+for _corpus in CORPORA:
+
+    rule:
+        name:
+            f"corpus_shards_{_corpus.replace('-', '_').replace('.', '_')}"
+        input:
+            text=shard_source_of(_corpus),
+        output:
+            shards=shard_paths(_corpus),
+            stats=f"corpus/{_corpus}/shards.stats.json",
+        log:
+            f"logs/corpus/corpus_shards/{_corpus}.log",
+        benchmark:
+            f"logs/benchmarks/corpus/corpus_shards/{_corpus}.tsv"
+        conda:
+            "../envs/data.yaml"
+        threads: 4
+        resources:
+            mem_mb=2000,
+            runtime=24 * 60,
+        params:
+            fmt="sentences" if _corpus in CIRRUS else "cc100",
+            num_shards=CORPORA[_corpus]["num_shards"],
+            seed=config["seed"],
+            split=split_flag({"corpus": _corpus}),
+            min_len=CORPORA[_corpus]["cleaning"]["min_sentence_length"],
+            max_len=CORPORA[_corpus]["cleaning"]["max_sentence_length"],
+            code=code("corpus_shard"),
+        shell:
+            "python -m scripts.corpus_shard --input {input.text:q} --format {params.fmt}"
+            ' --output-dir "$(dirname {output.stats:q})" --num-shards {params.num_shards} --seed {params.seed}'
+            " {params.split} --min-sentence-length {params.min_len} --max-sentence-length {params.max_len}"
+            " --stats {output.stats:q} --threads {threads} 2> {log:q}"
+
+
+rule corpus_sample:
+    """The tokenizer-training sample: a seeded sample of non-empty lines over all shards."""
+    input:
+        shards=shard_inputs,
+    output:
+        "corpus/{corpus}/corpus_sampled.txt",
+    log:
+        "logs/corpus/corpus_sample/{corpus}.log",
+    benchmark:
+        "logs/benchmarks/corpus/corpus_sample/{corpus}.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        num_lines=corpus_value("sample_lines"),
+        seed=config["seed"],
+        code=code("corpus_sample"),
+    shell:
+        "python -m scripts.corpus_sample --input {input.shards:q} --output {output:q}"
+        " --num-lines {params.num_lines} --seed {params.seed} 2> {log:q}"

@@ -1,0 +1,34 @@
+# Model Garden checkpoint -> Hugging Face `transformers` BERT directory, written whole by one job.
+
+
+rule hf_model:
+    input:
+        done=hf_done,
+        config=hf_config,
+        vocab=hf_vocab,
+        raw_digests=hf_raw_digests,
+    output:
+        directory("hf_model/{model}"),
+    log:
+        "logs/hf_model/{model}.log",
+    benchmark:
+        "logs/benchmarks/hf_model/{model}.tsv"
+    conda:
+        "../envs/convert.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        checkpoint=hf_checkpoint,
+        subword=hf_subword,
+        mecab_dic=hf_mecab_dic,
+        card=hf_card,
+        code=code("convert_to_hf", "provenance"),
+    shell:
+        "python -m scripts.convert_to_hf --config {input.config:q} --checkpoint {params.checkpoint:q}"
+        " --vocab-file {input.vocab:q} --subword-tokenizer {params.subword} --mecab-dic {params.mecab_dic}"
+        " --model-name {wildcards.model:q} --card-json {params.card:q}"
+        ' --provenance-json "$(python -m scripts.provenance --raw-digests {input.raw_digests:q}'
+        ' --done {input.done:q} --card-json {params.card:q})"'
+        " --output-dir {output:q} 2> {log:q}"

@@ -1,0 +1,55 @@
+# Pretraining with TensorFlow Model Garden (`bert/pretraining`), one job per stage.
+# Checkpoints live in a params-only model_dir (local or gs://) that Snakemake never deletes; the
+# job's tracked output is a done.json marker written after the last step, so a killed or preempted
+# job resumes from its latest checkpoint when rerun.
+
+
+rule training_config:
+    """The stage's Model Garden override YAML, written from config (checksummed, so retraining
+    follows the config's content)."""
+    output:
+        "model/{tokenizer}/{arch}/training/{stage}.yaml",
+    log:
+        "logs/training/training_config/{tokenizer}/{arch}/{stage}.log",
+    benchmark:
+        "logs/benchmarks/training/training_config/{tokenizer}/{arch}/{stage}.tsv"
+    localrule: True
+    conda:
+        "../envs/train.yaml"
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        spec=stage_spec,
+        code=code("train_config"),
+    shell:
+        "python -m scripts.train_config --spec {params.spec:q} --output {output:q} 2> {log:q}"
+
+
+rule train:
+    input:
+        config="model/{tokenizer}/{arch}/training/{stage}.yaml",
+        data=stage_data,
+        init=stage_init_done,
+    output:
+        done="model/{tokenizer}/{arch}/training/{stage}/done.json",
+    log:
+        "logs/training/train/{tokenizer}/{arch}/{stage}.log",
+    benchmark:
+        "logs/benchmarks/training/train/{tokenizer}/{arch}/{stage}.tsv"
+    retries: 2
+    conda:
+        "../envs/train.yaml"
+    threads: 16
+    resources:
+        mem_mb=16000,
+        runtime=7 * 24 * 60,
+        gpu=TRAINING["num_gpus"],
+    params:
+        model_dir=stage_model_dir,
+        init_checkpoint=stage_init_checkpoint,
+        code=code("train"),
+    shell:
+        "python -m scripts.train --config {input.config:q} --train-files {input.data:q}"
+        " --model-dir {params.model_dir:q} --init-checkpoint {params.init_checkpoint:q}"
+        " --threads {threads} --done {output.done:q} 2> {log:q}"

@@ -1,0 +1,252 @@
+"""Shared helpers for every stage: atomic outputs, checked input reading, progress logs, stats.
+
+Every script in ``scripts/`` is a thin CLI over importable functions and uses these helpers so
+that the pipeline's guarantees hold in one place:
+
+* outputs are written under a temporary name in the same directory and renamed on success
+  (:func:`atomic_path`, :func:`atomic_dir`), so a killed job never leaves something that looks
+  complete;
+* compressed inputs are read with errors that name the file and line (:func:`iter_lines`);
+* long stages log progress and throughput (:class:`Progress`) and a final summary line;
+* per-stage counters go to a ``*.stats.json`` (:func:`write_json`).
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import json
+import logging
+import lzma
+import os
+import shutil
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+LOG = logging.getLogger("bertja")
+
+
+class InputError(Exception):
+    """Bad input data; the message names the file and, where known, the line."""
+
+    def __init__(self, path, message: str, line: int | None = None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path = str(path)
+        self.line = line
+
+
+def setup_logging(level: int = logging.INFO) -> logging.Logger:
+    """Log to stderr (rules redirect stderr to their ``log:`` file)."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    return LOG
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file is removed on any exception, so a failed or killed job leaves either the
+    previous complete file or nothing (a SIGKILL may leave a hidden ``.name.tmp-PID`` file, which
+    no rule ever reads).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a directory: build it under a temporary name, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class AtomicFiles(contextlib.ExitStack):
+    """Open several output files at once; all are renamed into place only if all succeed."""
+
+    def __init__(self):
+        super().__init__()
+        self._pairs: list[tuple[Path, Path]] = []
+
+    def open(self, path, mode: str = "w", **kwargs):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(path)
+        self._pairs.append((tmp, path))
+        return self.enter_context(open(tmp, mode, **kwargs))
+
+    def __exit__(self, exc_type, exc, tb):
+        suppressed = super().__exit__(exc_type, exc, tb)  # closes every file first
+        if exc_type is None:
+            for tmp, path in self._pairs:
+                os.replace(tmp, path)
+        else:
+            for tmp, _ in self._pairs:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        return suppressed
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def open_binary(path: str | os.PathLike):
+    """Open a possibly compressed file (by suffix: .gz, .xz, .bz2) for binary reading."""
+    path = str(path)
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".xz"):
+        return lzma.open(path, "rb")
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+def iter_lines(path: str | os.PathLike, *, strip_newline: bool = True,
+               on_bad_utf8: str = "error", stats: dict | None = None) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every line of a possibly compressed UTF-8 file.
+
+    * A truncated or corrupt archive raises :class:`InputError` naming the file and the last line
+      read, never a silently short stream.
+    * Invalid UTF-8 raises :class:`InputError` with the line number (``on_bad_utf8="error"``) or,
+      with ``on_bad_utf8="skip"``, skips the line and counts it in ``stats["bad_utf8_lines"]``.
+    * CRLF line ends are normalised to LF; NUL bytes are removed and counted in
+      ``stats["nul_bytes"]``.
+    """
+    if stats is None:
+        stats = {}
+    lineno = 0
+    try:
+        with open_binary(path) as fh:
+            for raw in fh:
+                lineno += 1
+                if b"\x00" in raw:
+                    stats["nul_bytes"] = stats.get("nul_bytes", 0) + raw.count(b"\x00")
+                    raw = raw.replace(b"\x00", b"")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    if on_bad_utf8 == "skip":
+                        stats["bad_utf8_lines"] = stats.get("bad_utf8_lines", 0) + 1
+                        LOG.warning("%s:%d: skipped line with invalid UTF-8 (%s)", path, lineno, e.reason)
+                        continue
+                    raise InputError(path, f"invalid UTF-8 at byte {e.start} ({e.reason})", lineno) from None
+                if strip_newline:
+                    text = text.rstrip("\n").rstrip("\r")
+                yield lineno, text
+    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise InputError(path, f"corrupt or truncated archive after line {lineno}: {e}", lineno + 1) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and stats
+# ---------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Periodic progress lines with throughput: ``<what>: 1,234 docs, 12.3 MB (4.1 MB/s)``."""
+
+    def __init__(self, what: str, unit: str = "items", every_s: float = 10.0, logger=None):
+        self.what, self.unit, self.every_s = what, unit, every_s
+        self.log = logger or LOG
+        self.count = 0
+        self.nbytes = 0
+        self.start = time.monotonic()
+        self._last = self.start
+
+    def update(self, n: int = 1, nbytes: int = 0) -> None:
+        self.count += n
+        self.nbytes += nbytes
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.log.info("%s: %s", self.what, self.summary())
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self.start, 1e-9)
+
+    def summary(self) -> str:
+        mb = self.nbytes / 1e6
+        return (f"{self.count:,} {self.unit} ({self.count / self.elapsed:,.0f}/s), "
+                f"{mb:,.1f} MB ({mb / self.elapsed:,.2f} MB/s), {self.elapsed:,.1f} s")
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as stable, sorted JSON, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, indent=2, sort_keys=True)
+            fh.write("\n")
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mecab_tagger(dic: str = "unidic_lite", extra: str = ""):
+    """A ``MeCab.Tagger`` in wakati mode for a packaged dictionary (``unidic_lite``)."""
+    import MeCab
+
+    if dic == "unidic_lite":
+        import unidic_lite
+
+        dicdir = unidic_lite.DICDIR
+    else:
+        raise ValueError(f"unknown MeCab dictionary: {dic!r} (supported: unidic_lite)")
+    rc = os.path.join(dicdir, "mecabrc")
+    args = f'-r "{rc}" -d "{dicdir}" -Owakati {extra}'.strip()
+    return MeCab.Tagger(args)
+
+
+def run_cli(main, argv=None) -> None:
+    """Run a stage's ``main(argv)``: bad input exits 2 with the file:line message, no traceback."""
+    setup_logging()
+    try:
+        rc = main(argv)
+    except InputError as e:
+        LOG.error("%s", e)
+        sys.exit(2)
+    sys.exit(rc or 0)
