@@ -15,6 +15,8 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
 wildcard_constraints:
     corpus=_alt(CORPORA),
     shard=r"\d{2,3}",
