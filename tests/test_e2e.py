@@ -1,0 +1,145 @@
+"""End-to-end: the demo pipeline on the bundled sample, and what rebuilds after a change.
+
+One full `snakemake --cores 2` run (session fixture `demo_run`) is shared; tests that change
+something work on their own copy of the finished run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, clone_run, pending, snakemake
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "bert-tiny-japanese-sample"
+TOK = "sample_wordpiece_unidic_lite"
+WIKI_DUMP = "sample/wikipedia/jawiki-sample-cirrussearch-content.json.gz"
+
+
+@pytest.fixture
+def run_copy(demo_run, tmp_path) -> Path:
+    return clone_run(demo_run, tmp_path / "run")
+
+
+def test_demo_builds_the_hf_model(demo_run):
+    out = demo_run / "hf_model" / MODEL
+    for name in ["model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json", "README.md",
+                 "provenance.json"]:
+        assert (out / name).is_file(), name
+    log = (demo_run / "snakemake.out").read_text()
+    assert f"hf_model/{MODEL}" in log and "Built" in log
+    # every stage left its log and benchmark
+    assert any((demo_run / "logs" / "benchmarks").rglob("*.tsv"))
+    prov = json.loads((out / "provenance.json").read_text())
+    assert {r["path"] for r in prov["raw_inputs"]} >= {WIKI_DUMP}
+    assert all(len(r["sha256"]) == 64 for r in prov["raw_inputs"])
+    assert prov["packages"]["tensorflow"] and prov["packages"]["transformers"]
+
+
+def test_nothing_is_planned_after_a_full_run(demo_run):
+    assert pending(demo_run) == set()
+    assert "Nothing to be done" in snakemake(demo_run, "-n").stdout
+
+
+def test_transformers_loads_the_demo_model_and_fills_masks(demo_run):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+    path = str(demo_run / "hf_model" / MODEL)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert type(tok).__name__ == "BertJapaneseTokenizer"
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    preds = pipeline("fill-mask", model=model, tokenizer=tok)("東京は日本の[MASK]です。")
+    assert len(preds) == 5 and all("token_str" in p and p["score"] >= 0 for p in preds)
+
+
+def _records(path: Path, n: int):
+    import tensorflow as tf
+
+    ds = tf.data.TFRecordDataset(str(path), compression_type="GZIP").take(n)
+    for raw in ds:
+        ex = tf.train.Example.FromString(raw.numpy())
+        yield {k: list(v.int64_list.value) or list(v.float_list.value) for k, v in ex.features.feature.items()}
+
+
+def test_tokenizer_ids_equal_the_tfrecord_ids(demo_run):
+    """Every record's segment A (masks undone) is a contiguous run of the HF tokenizer's ids of
+    its shard's text: the tokenizer that ships with the model is the one the data was made with."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(demo_run / "hf_model" / MODEL))
+    shard = demo_run / "corpus" / "sample-cc-100" / "corpus_01.txt"
+    docs, cur = [], []
+    for line in shard.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            cur.extend(tok.convert_tokens_to_ids(tok.tokenize(line)))
+        elif cur:
+            docs.append(cur)
+            cur = []
+    if cur:
+        docs.append(cur)
+    streams = [" " + " ".join(map(str, d)) + " " for d in docs]
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    checked = 0
+    for rec in _records(demo_run / "pretraining_data" / TOK / "sample-cc-100" / "pretraining_data_01.tfrecord.gz", 40):
+        ids = rec["input_word_ids"]
+        for pos, orig, w in zip(rec["masked_lm_positions"], rec["masked_lm_ids"], rec["masked_lm_weights"]):
+            if w > 0:
+                ids[pos] = orig
+        assert ids[0] == cls
+        a = ids[1:ids.index(sep)]
+        needle = " " + " ".join(map(str, a)) + " "
+        assert any(needle in s for s in streams), tok.convert_ids_to_tokens(a)
+        checked += 1
+    assert checked == 40
+
+
+def _append_gzip_member(path: Path, text: str) -> None:
+    with open(path, "ab") as fh:
+        fh.write(gzip.compress(text.encode("utf-8"), mtime=0))
+
+
+def test_new_wikipedia_bytes_plan_only_the_wikipedia_chain(run_copy):
+    page = {"title": "追加", "text": "これは追加された記事です。新しい文がここにあります。", "namespace": 0}
+    _append_gzip_member(run_copy / WIKI_DUMP, '{"index":{"_id":"999999"}}\n' + json.dumps(page, ensure_ascii=False) + "\n")
+    todo = pending(run_copy)
+    assert "corpus/sample-wikipedia/corpus.txt.gz" in todo
+    assert "corpus/sample-wikipedia/corpus_01.txt" in todo
+    assert f"hf_model/{MODEL}" in todo
+    assert not {p for p in todo if p.startswith("corpus/sample-cc-100/")}, todo
+    assert "tokenizers/alphabet/unidic_lite.txt" not in todo
+
+
+def test_vocab_size_change_plans_the_tokenizer_and_its_dependants_only(run_copy):
+    cfg = run_copy / "config.yaml"
+    text = cfg.read_text()
+    new = re.sub(r"(sample_wordpiece_unidic_lite:\n(?:    .*\n)*?    vocab_size: )8192", r"\g<1>8000", text)
+    assert new != text
+    cfg.write_text(new)
+    todo = pending(run_copy)
+    assert f"tokenizers/{TOK}/vocab.txt" in todo
+    assert any(p.startswith(f"pretraining_data/{TOK}/") for p in todo)
+    assert f"hf_model/{MODEL}" in todo
+    assert not {p for p in todo if p.startswith("corpus/")}, todo
+    assert "tokenizers/alphabet/unidic_lite.txt" not in todo
+
+
+def test_code_edit_reruns_the_stage_and_what_follows_but_a_comment_does_not(run_copy):
+    script = run_copy / "scripts" / "corpus_sample.py"
+    script.write_text(script.read_text() + "\n# a comment only\n")
+    assert pending(run_copy) == set()
+    script.write_text(script.read_text() + "\n\ndef _unused_helper():\n    return None\n")
+    todo = pending(run_copy)
+    assert "corpus/sample-wikipedia/corpus_sampled.txt" in todo
+    assert f"tokenizers/{TOK}/vocab.txt" in todo and f"hf_model/{MODEL}" in todo
+    assert not {p for p in todo if re.match(r"corpus/.*/corpus_\d+\.txt$", p)}, todo
+
+
+def test_deleting_an_intermediate_shard_plans_nothing(run_copy):
+    (run_copy / "corpus" / "sample-cc-100" / "corpus_02.txt").unlink()
+    assert pending(run_copy) == set()
