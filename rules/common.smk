@@ -145,8 +145,10 @@ def base_vocab(wildcards):
     return f"tokenizers/{TOKENIZERS[wildcards.tokenizer]['base']}/vocab.txt"
 
 
-def alphabet_lex_file(wildcards):
-    return config["alphabets"][wildcards.alphabet].get("lex_file") or ""
+def alphabet_lex_args(wildcards):
+    """`--lex-file PATH` when a UniDic lex.csv is configured, else nothing (derive from sys.dic)."""
+    lex = config["alphabets"][wildcards.alphabet].get("lex_file")
+    return ["--lex-file", lex] if lex else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,9 +190,18 @@ def stage_init_done(wildcards):
     return [f"model/{wildcards.tokenizer}/{wildcards.arch}/training/{prev}/done.json"]
 
 
-def stage_init_checkpoint(wildcards):
+def stage_init_args(wildcards):
+    """`--init-checkpoint <previous stage's model_dir>`, or nothing for a first stage."""
     prev = previous_stage(wildcards)
-    return model_dir(wildcards.tokenizer, wildcards.arch, prev) if prev else ""
+    return (
+        ["--init-checkpoint", model_dir(wildcards.tokenizer, wildcards.arch, prev)]
+        if prev
+        else []
+    )
+
+
+def stage_train_args(wildcards):
+    return [a for f in stage_data(wildcards) for a in ("--train-file", f)]
 
 
 def stage_model_dir(wildcards):
@@ -273,7 +284,7 @@ def hf_card(wildcards):
     return json.dumps(
         {
             "model": wildcards.model,
-            "card": m["card"],
+            **m["card"],
             "tokenizer": {"name": m["tokenizer"], **tok},
             "architecture": {
                 "name": m["architecture"],

@@ -15,11 +15,11 @@ rule alphabet:
         mem_mb=2000,
         runtime=30,
     params:
-        lex=alphabet_lex_file,
+        lex_args=alphabet_lex_args,
         code=code("make_alphabet"),
     shell:
         "python -m scripts.make_alphabet --output {output:q}"
-        " $( [ -n {params.lex:q} ] && printf -- '--lex-file %q' {params.lex:q} ) 2> {log:q}"
+        " {params.lex_args:q} 2> {log:q}"
 
 
 rule wordpiece_vocab:

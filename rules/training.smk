@@ -47,9 +47,10 @@ rule train:
         gpu=TRAINING["num_gpus"],
     params:
         model_dir=stage_model_dir,
-        init_checkpoint=stage_init_checkpoint,
+        init_args=stage_init_args,
+        train_args=stage_train_args,
         code=code("train"),
     shell:
-        "python -m scripts.train --config {input.config:q} --train-files {input.data:q}"
-        " --model-dir {params.model_dir:q} --init-checkpoint {params.init_checkpoint:q}"
-        " --threads {threads} --done {output.done:q} 2> {log:q}"
+        "python -m scripts.train --config {input.config:q} {params.train_args:q}"
+        " --model-dir {params.model_dir:q} {params.init_args:q}"
+        " --threads {threads} --done {output.done:q} > {log:q} 2>&1"

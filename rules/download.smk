@@ -1,0 +1,50 @@
+# Raw dumps as part of the DAG: every corpus with a `url` in config gets its dump downloaded to
+# corpora.<c>.raw.path (resumable from a .part file, verified against raw.sha256/raw.size, renamed
+# into place only when good). A dump already at that path is used as it is. Dumps are never
+# marked ancient: new bytes in a dump must rebuild what follows from it.
+#
+# One rule for all dumps: the output is the dump path itself, a wildcard that can only match the
+# configured paths of corpora with a url (so the rule never competes with other rules' outputs).
+
+import re
+
+RAW_DOWNLOADS = {
+    v["raw"]["path"]: v["raw"] for v in CORPORA.values() if v["raw"].get("url")
+}
+
+
+rule download_raw:
+    """Download a raw dump from its configured url (resumable, checksum-verified)."""
+    output:
+        "{raw}",
+    log:
+        "logs/download/{raw}.log",
+    benchmark:
+        "logs/benchmarks/download/{raw}.tsv"
+    wildcard_constraints:
+        raw="|".join(
+            re.escape(p) for p in sorted(RAW_DOWNLOADS, key=len, reverse=True)
+        )
+        or "(?!)",
+    retries: 3
+    # Runs where Snakemake runs: cluster compute nodes often have no route to the internet.
+    localrule: True
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=300,
+        runtime=24 * 60,
+    # No `code=code("download")` here, unlike the other rules: a dump's bytes do not depend on
+    # the downloader (they are checked against sha256/size), and a tracked code digest would
+    # make any edit of scripts/download.py plan a new download and, through the dump's new
+    # mtime, a rebuild of every corpus, tokenizer, TFRecord and model that follows from it.
+    # url/sha256/size are tracked: changing one plans a new download (to keep an existing dump,
+    # run `snakemake --cleanup-metadata <dump path>` after the edit).
+    params:
+        url=lambda w: RAW_DOWNLOADS[w.raw]["url"],
+        sha256=lambda w: RAW_DOWNLOADS[w.raw].get("sha256", ""),
+        size=lambda w: RAW_DOWNLOADS[w.raw].get("size", ""),
+    shell:
+        "python -m scripts.download --url {params.url:q} --output {output:q}"
+        ' $( [ -n {params.sha256:q} ] && printf -- "--sha256 %s" {params.sha256:q} )'
+        ' $( [ -n "{params.size}" ] && printf -- "--size %s" "{params.size}" ) 2> {log:q}'
