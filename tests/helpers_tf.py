@@ -14,11 +14,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `import scripts.*` also under a bare `pytest` (no rootdir on sys.path)
+    sys.path.insert(0, str(ROOT))
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 TINY_ARCH = {
@@ -151,3 +154,29 @@ def run_module(module: str, *args, cwd: Path | None = None, check: bool = True,
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+_CACHE: dict = {}
+TINY_VOCAB = 1000
+
+
+def tiny_stage1(tmp_path_factory) -> dict:
+    """One CLI training run shared by the test modules of a session (do not modify its files).
+
+    Vocabulary of 1000, 2 GZIP files x 160 examples (seq 64, 10 predictions), 20 steps of the tiny
+    model with batch 32, checkpoints at steps 5, 15, 20 (Orbit saves after the first loop, then
+    every ``checkpoint_interval``), mode ``train_and_eval``.
+    """
+    if "stage1" not in _CACHE:
+        root = tmp_path_factory.mktemp("stage1")
+        vocab = write_vocab(root / "vocab.txt", TINY_VOCAB)
+        files = write_pretraining_data(root / "pretraining_data", vocab_size=TINY_VOCAB, num_files=2, per_file=160)
+        cfg = write_stage_config(root / "cc-100.yaml", stage_spec(TINY_VOCAB, train_steps=20))
+        pattern = str(root / "pretraining_data" / "pretraining_data_*.tfrecord.gz")
+        model_dir = root / "model" / "cc-100"
+        t0 = time.monotonic()
+        proc = run_module("scripts.train", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
+                          "--threads", "2", "--mode", "train_and_eval", "--done", model_dir / "done.json")
+        _CACHE["stage1"] = {"root": root, "vocab": vocab, "files": files, "pattern": pattern, "cfg": cfg,
+                            "model_dir": model_dir, "proc": proc, "wall": time.monotonic() - t0}
+    return _CACHE["stage1"]

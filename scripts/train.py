@@ -1,0 +1,466 @@
+"""Pretrain one stage with TensorFlow Model Garden's ``bert/pretraining`` experiment.
+
+::
+
+    python -m scripts.train --config model/<tok>/<arch>/training/<stage>.yaml \\
+        --train-files 'pretraining_data/<tok>/<corpus>/pretraining_data_*.tfrecord.gz' \\
+        [--train-file F ...] --model-dir model/<tok>/<arch>/training/<stage> \\
+        [--init-checkpoint model/<tok>/<arch>/training/<prev-stage>] \\
+        [--mode train_and_eval|train] [--threads N] --done <model-dir>/done.json [--dry-run]
+
+What it does, in the order of ``official/nlp/train.py`` (the recipe's entry point):
+
+1. ``exp_factory.get_exp_config('bert/pretraining')`` overridden (strictly: unknown keys are
+   errors) by the stage YAML from ``scripts.train_config``; then the input paths (train and
+   validation read the same files, as in the recipe) and ``task.init_checkpoint``.
+2. The distribution strategy from ``runtime`` via ``distribute_utils.get_distribution_strategy``:
+   ``one_device`` (``device:CPU:0`` with ``num_gpus: 0``, else ``device:GPU:0``), ``mirrored``
+   (``num_gpus`` GPUs), ``multi_worker_mirrored`` (cluster from ``TF_CONFIG``), ``tpu``
+   (``runtime.tpu``; ``local`` on a TPU VM). Mixed precision from
+   ``runtime.mixed_precision_dtype`` (``performance.set_mixed_precision_policy``: ``float16`` ->
+   ``mixed_float16``, ``bfloat16`` -> ``mixed_bfloat16``; variables stay float32). Caveat, logged
+   as a warning: with float16 Model Garden wraps the optimizer in a ``LossScaleOptimizer``, but
+   ``MaskedLMTask.train_step`` never scales the loss (unlike ``base_task.Task.train_step``), so
+   float16 BERT pretraining runs without effective loss scaling; bfloat16 (TPU, A100/H100) does
+   not need it.
+3. ``train_lib.run_experiment`` (Orbit controller, ``CheckpointManager`` in ``--model-dir``).
+
+Decisions:
+
+* **GZIP input.** Model Garden's ``BertPretrainDataConfig.file_type`` picks the dataset class
+  (``official.common.dataset_fn.pick_dataset_fn``): ``tfrecord_compressed`` reads with
+  ``tf.data.TFRecordDataset(compression_type='GZIP')``. The file type is set from the files'
+  suffix (all ``.gz``: ``tfrecord_compressed``; none: ``tfrecord``; a mix is an error), and the
+  first record of the first file is read and checked against ``seq_length`` /
+  ``max_predictions_per_seq`` / the v2 feature names before anything is built, so a
+  wrong compression or data/config mismatch fails in seconds naming the file.
+* **Resume.** Model Garden restores the latest checkpoint in ``--model-dir`` by itself; this
+  script reads it first and logs ``resuming from <ckpt> at step N``, ``starting fresh (init from
+  <ckpt>)`` or ``already at train_steps, nothing to train`` (then it only writes ``done.json``).
+  A checkpoint beyond ``train_steps`` is an error (the directory belongs to another config).
+* **init_checkpoint.** ``MaskedLMTask.initialize`` (the ``CheckpointManager`` ``init_fn``, run
+  only when ``--model-dir`` has no checkpoint) accepts a directory (-> its latest checkpoint) or
+  a prefix, and silently trains from scratch when it finds nothing. Here the argument is
+  resolved first (a directory must hold a checkpoint, a prefix must have its ``.index``) and
+  the resolved prefix is passed on, so stage 2 can never silently start from random weights.
+  It restores the pretrainer's ``checkpoint_items``: the encoder, the MLM head and the
+  next-sentence head's ``pooler_dense``; the next-sentence ``logits`` layer and the optimizer
+  state start fresh, exactly as in the recipe's stage 2 (same Model Garden code path).
+* **Threads.** ``--threads N`` sets TF's intra-op and inter-op pools to N (before any op runs).
+* **Devices.** ``tf.config.list_physical_devices()`` is logged; ``runtime.num_gpus`` larger than
+  the number of visible GPUs fails at once with a clear message.
+* **Progress.** Orbit logs ``train | step | steps/sec``; a train action here adds a line per loop
+  with step/total, loss, examples/s and an ETA. The final summary line is
+  ``built <model_dir>: step N, checkpoint <path>``.
+* **done.json** (written atomically, last, only by the chief): final step, final checkpoint
+  prefix, model dir, train steps, seconds, the last training and validation metrics of this
+  run (``null`` when nothing was trained). ``--model-dir`` is never deleted or cleaned.
+* ``--dry-run`` prints the resolved plan (params, strategy arguments, precision policy) as JSON
+  and exits: no device, no training (tests use it for the TPU and GPU configurations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+from scripts.common import LOG, InputError, run_cli, write_json
+
+EXPERIMENT = "bert/pretraining"
+PRECISION_POLICY = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+INT_FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
+PRED_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import tensorflow as tf
+
+    return tf
+
+
+def _route_absl_logging() -> None:
+    """Send Model Garden / Orbit (absl) INFO logs through the root handler (stderr)."""
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logging.get_absl_logger().propagate = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_train_files(patterns=(), files=()) -> list[str]:
+    """Expand glob patterns (local or gs://) and explicit files; sorted, de-duplicated."""
+    tf = _tf()
+    out: list[str] = []
+    for pat in patterns or ():
+        for part in (p.strip() for p in pat.split(",")):
+            if not part:
+                continue
+            found = sorted(tf.io.gfile.glob(part))
+            if not found:
+                raise InputError(part, "no training file matches this pattern")
+            out += found
+    for f in files or ():
+        if not tf.io.gfile.exists(f):
+            raise InputError(f, "training file not found")
+        out.append(f)
+    out = sorted(dict.fromkeys(out))
+    if not out:
+        raise InputError("--train-files", "no training files given")
+    return out
+
+
+def detect_file_type(files: list[str]) -> str:
+    gz = [f.endswith(".gz") for f in files]
+    if all(gz):
+        return "tfrecord_compressed"
+    if not any(gz):
+        return "tfrecord"
+    raise InputError(files[gz.index(False)], "mix of GZIP (.gz) and uncompressed TFRecord files")
+
+
+def check_first_record(path: str, file_type: str, seq_length: int, max_pred: int) -> None:
+    """Read one record and check the v2 feature layout against the config (names the file)."""
+    tf = _tf()
+    compression = "GZIP" if file_type == "tfrecord_compressed" else ""
+    try:
+        raw = next(iter(tf.data.TFRecordDataset(path, compression_type=compression).take(1)), None)
+    except tf.errors.OpError as e:
+        raise InputError(path, f"cannot read as {compression or 'uncompressed'} TFRecord: "
+                               f"{e.message.splitlines()[0]}") from None
+    if raw is None:
+        raise InputError(path, "no records")
+    ex = tf.train.Example.FromString(raw.numpy())
+    feats = ex.features.feature
+    expect = {**{k: seq_length for k in INT_FEATURES}, **{k: max_pred for k in PRED_FEATURES},
+              "next_sentence_labels": 1}
+    for name, n in expect.items():
+        if name not in feats:
+            raise InputError(path, f"feature {name!r} missing (have: {', '.join(sorted(feats))}); "
+                                   "expected v2 feature names")
+        f = feats[name]
+        kind = f.WhichOneof("kind")
+        got = len(getattr(f, kind).value) if kind else 0
+        if got != n:
+            raise InputError(path, f"feature {name!r} has {got} values, the config expects {n} "
+                                   f"(seq_length={seq_length}, max_predictions_per_seq={max_pred})")
+
+
+def resolve_init_checkpoint(path: str | None) -> str | None:
+    """A directory -> its latest checkpoint prefix; a prefix must exist. Never silently empty."""
+    if not path:
+        return None
+    tf = _tf()
+    if tf.io.gfile.isdir(path):
+        ckpt = tf.train.latest_checkpoint(path)
+        if not ckpt:
+            raise InputError(path, "init checkpoint directory holds no checkpoint")
+        return ckpt
+    if not tf.io.gfile.exists(path + ".index"):
+        raise InputError(path, "init checkpoint not found (neither a directory nor a checkpoint prefix)")
+    return path
+
+
+def checkpoint_step(ckpt: str) -> int:
+    tf = _tf()
+    step = tf.Variable(-1, dtype=tf.int64)
+    tf.train.Checkpoint(global_step=step).read(ckpt).expect_partial()
+    if int(step.numpy()) < 0:
+        raise InputError(ckpt, "checkpoint has no global_step")
+    return int(step.numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+
+def load_params(config: str, *, train_files=None, init_checkpoint: str | None = None,
+                lock: bool = True):
+    """The ``bert/pretraining`` ExperimentConfig overridden by ``config`` (YAML) and the inputs."""
+    from official.core import exp_factory
+    from official.modeling.hyperparams import params_dict
+    from official.nlp.configs import pretraining_experiments  # noqa: F401  registers the experiment
+
+    if not os.path.exists(config):
+        raise InputError(config, "config not found")
+    params = exp_factory.get_exp_config(EXPERIMENT)
+    try:
+        params = params_dict.override_params_dict(params, config, is_strict=True)
+    except (KeyError, ValueError, TypeError) as e:
+        raise InputError(config, f"not a valid {EXPERIMENT} override: {e}") from None
+    over: dict = {"task": {}}
+    if train_files:
+        file_type = detect_file_type(train_files)
+        for section in ("train_data", "validation_data"):
+            over["task"][section] = {"input_path": list(train_files), "file_type": file_type}
+    if init_checkpoint is not None:
+        over["task"]["init_checkpoint"] = init_checkpoint
+    params.override(over, is_strict=True)
+    params.validate()
+    if lock:
+        params.lock()
+    return params
+
+
+def strategy_kwargs(params) -> dict:
+    """Arguments for ``distribute_utils.get_distribution_strategy`` (as official/nlp/train.py)."""
+    rt = params.runtime
+    return {
+        "distribution_strategy": rt.distribution_strategy,
+        "num_gpus": rt.num_gpus,
+        "all_reduce_alg": rt.all_reduce_alg,
+        "num_packs": rt.num_packs,
+        "tpu_address": rt.tpu,
+    }
+
+
+def precision_policy(params) -> str:
+    dtype = params.runtime.mixed_precision_dtype or "float32"
+    if dtype not in PRECISION_POLICY:
+        raise InputError("runtime.mixed_precision_dtype", f"unsupported {dtype!r}")
+    return PRECISION_POLICY[dtype]
+
+
+def plan(params, *, model_dir: str, threads: int, mode: str) -> dict:
+    """Everything a run would use, without touching a device."""
+    return {
+        "experiment": EXPERIMENT,
+        "mode": mode,
+        "model_dir": model_dir,
+        "threads": threads,
+        "strategy": strategy_kwargs(params),
+        "precision_policy": precision_policy(params),
+        "params": params.as_dict(),
+    }
+
+
+class DeviceError(RuntimeError):
+    """The configured accelerators are not visible."""
+
+
+def check_devices(params) -> list:
+    tf = _tf()
+    devices = tf.config.list_physical_devices()
+    LOG.info("physical devices: %s", ", ".join(f"{d.device_type}:{d.name}" for d in devices) or "none")
+    gpus = [d for d in devices if d.device_type == "GPU"]
+    want = params.runtime.num_gpus or 0
+    strategy = params.runtime.distribution_strategy
+    if strategy != "tpu" and want > len(gpus):
+        raise DeviceError(
+            f"runtime.num_gpus is {want} but {len(gpus)} GPU(s) are visible to TensorFlow "
+            f"(devices: {[d.name for d in devices]}); check CUDA/drivers and CUDA_VISIBLE_DEVICES, "
+            "or set training.num_gpus: 0 to train on CPU")
+    if strategy != "tpu" and gpus and want == 0:
+        LOG.warning("%d GPU(s) visible but runtime.num_gpus is 0: training on CPU", len(gpus))
+    return devices
+
+
+def make_strategy(params):
+    from official.common import distribute_utils
+
+    kw = strategy_kwargs(params)
+    LOG.info("distribution strategy: %s", kw)
+    return distribute_utils.get_distribution_strategy(**kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _scalars(output) -> dict:
+    import numpy as np
+
+    out = {}
+    for k, v in (output or {}).items():
+        try:
+            a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+        except Exception:  # noqa: BLE001  (a non-numeric entry is just not reported)
+            continue
+        if a.size == 1 and np.issubdtype(a.dtype, np.number):
+            out[k] = float(a.reshape(()))
+    return out
+
+
+class ProgressAction:
+    """Orbit train action: remember the latest metrics and log step/total, examples/s, ETA."""
+
+    def __init__(self, trainer, train_steps: int, global_batch_size: int, start_step: int):
+        # start_step: the restored step (the controller restores only after this is built).
+        self.trainer, self.train_steps, self.batch = trainer, train_steps, global_batch_size
+        self.last: dict | None = None
+        self.start_step = start_step
+        self.t0 = self._t = time.monotonic()
+        self._step = self.start_step
+
+    def __call__(self, output) -> None:
+        now = time.monotonic()
+        step = int(self.trainer.global_step.numpy())
+        self.last = _scalars(output)
+        dt = max(now - self._t, 1e-9)
+        sps = (step - self._step) / dt
+        done = step - self.start_step
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.train_steps - step) / rate if rate > 0 else float("nan")
+        self._t, self._step = now, step
+        loss = self.last.get("training_loss", float("nan"))
+        LOG.info("step %d/%d (%.1f%%) | loss %.4f | %.2f steps/s, %.1f examples/s | ETA %s", step,
+                 self.train_steps, 100.0 * step / max(self.train_steps, 1), loss, sps, sps * self.batch,
+                 _fmt_s(eta))
+
+
+class EvalAction:
+    def __init__(self):
+        self.last: dict | None = None
+
+    def __call__(self, output) -> None:
+        self.last = _scalars(output)
+        LOG.info("validation: %s", ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.last.items())))
+
+
+def _fmt_s(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+
+def train(*, config: str, train_files: list[str], model_dir: str, done: str,
+          init_checkpoint: str | None = None, mode: str = "train_and_eval", threads: int = 0) -> dict:
+    t_start = time.monotonic()
+    tf = _tf()
+    if threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    _route_absl_logging()
+
+    from official.core import task_factory, train_lib, train_utils
+    from official.modeling import performance
+
+    init = resolve_init_checkpoint(init_checkpoint)
+    params = load_params(config, train_files=train_files, init_checkpoint=init or "")
+    devices = check_devices(params)
+    td = params.task.train_data
+    LOG.info("%d training file(s) (%s%s), e.g. %s", len(train_files), td.file_type,
+             ", GZIP" if td.file_type == "tfrecord_compressed" else "", train_files[0])
+    check_first_record(train_files[0], td.file_type, td.seq_length, td.max_predictions_per_seq)
+    train_steps = int(params.trainer.train_steps)
+
+    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else None
+    start_step = checkpoint_step(latest) if latest else 0
+    if latest and start_step > train_steps:
+        raise InputError(model_dir, f"latest checkpoint {latest} is at step {start_step}, beyond "
+                                    f"train_steps {train_steps}: it was trained with another config")
+    if latest and start_step == train_steps:
+        LOG.info("already at train_steps, nothing to train: %s is at step %d", latest, start_step)
+    elif latest:
+        LOG.info("resuming from %s at step %d (of %d)", latest, start_step, train_steps)
+        if init:
+            LOG.info("(init checkpoint %s is not used: %s already has a checkpoint)", init, model_dir)
+    else:
+        LOG.info("starting fresh (init from %s)", init or "random initialization")
+
+    train_metrics = eval_metrics = None
+    chief = True
+    if start_step < train_steps:
+        precision = precision_policy(params)
+        performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype or "float32")
+        LOG.info("precision policy: %s", precision)
+        if precision == "mixed_float16":
+            LOG.warning("float16: Model Garden's MaskedLMTask.train_step does not scale the loss for the "
+                        "LossScaleOptimizer (tf_keras warns 'You forgot to call get_scaled_loss'), so small "
+                        "gradients may underflow; prefer bfloat16 on GPUs that support it (A100, H100)")
+        strategy = make_strategy(params)
+        chief = bool(strategy.extended.should_checkpoint)
+        if chief:
+            train_utils.serialize_config(params, model_dir)
+        with strategy.scope():
+            task = task_factory.get_task(params.task, logging_dir=model_dir)
+            trainer = train_utils.create_trainer(
+                params, task, train=True, evaluate="eval" in mode,
+                checkpoint_exporter=train_lib.maybe_create_best_ckpt_exporter(params, model_dir))
+        progress = ProgressAction(trainer, train_steps, td.global_batch_size, start_step)
+        evals = EvalAction()
+        LOG.info("training to step %d: global batch %d, %d replica(s), mode %s", train_steps,
+                 td.global_batch_size, strategy.num_replicas_in_sync, mode)
+        train_lib.run_experiment(distribution_strategy=strategy, task=task, mode=mode, params=params,
+                                 model_dir=model_dir, trainer=trainer, train_actions=[progress],
+                                 eval_actions=[evals])
+        train_metrics, eval_metrics = progress.last, evals.last
+
+    final = tf.train.latest_checkpoint(model_dir)
+    final_step = checkpoint_step(final) if final else -1
+    if final_step != train_steps:
+        raise RuntimeError(f"training ended with latest checkpoint {final} at step {final_step}, "
+                           f"expected {train_steps}")
+    info = {
+        "final_step": final_step,
+        "checkpoint": final,
+        "model_dir": model_dir,
+        "train_steps": train_steps,
+        "start_step": start_step,
+        "trained_steps": final_step - start_step,
+        "seconds": round(time.monotonic() - t_start, 3),
+        "init_checkpoint": init,
+        "resumed_from": latest if latest and start_step < train_steps else None,
+        "global_batch_size": td.global_batch_size,
+        "train_files": len(train_files),
+        "file_type": td.file_type,
+        "distribution_strategy": params.runtime.distribution_strategy,
+        "mixed_precision_dtype": params.runtime.mixed_precision_dtype,
+        "devices": [d.name for d in devices],
+        "train_metrics": train_metrics,
+        "validation_metrics": eval_metrics,
+    }
+    if chief:
+        write_json(done, info)
+    else:
+        LOG.info("not the chief worker: %s not written", done)
+    LOG.info("built %s: step %d, checkpoint %s", model_dir, final_step, final)
+    return info
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True, help="stage override YAML (scripts.train_config)")
+    ap.add_argument("--train-files", action="append", default=[],
+                    help="glob pattern(s) of training TFRecords (repeatable, comma-separated ok)")
+    ap.add_argument("--train-file", action="append", default=[], help="one training file (repeatable)")
+    ap.add_argument("--model-dir", required=True, help="checkpoint directory (kept; resumed from)")
+    ap.add_argument("--init-checkpoint", help="previous stage's model dir or a checkpoint prefix")
+    ap.add_argument("--mode", default="train_and_eval", choices=["train_and_eval", "train"])
+    ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF default)")
+    ap.add_argument("--done", help="marker JSON written at the very end (required unless --dry-run)")
+    ap.add_argument("--dry-run", action="store_true", help="print the resolved plan as JSON and exit")
+    a = ap.parse_args(argv)
+
+    files = resolve_train_files(a.train_files, a.train_file)
+    if a.dry_run:
+        init = a.init_checkpoint  # not resolved: a dry run may describe a remote (gs://) layout
+        params = load_params(a.config, train_files=files, init_checkpoint=init or "")
+        json.dump(plan(params, model_dir=a.model_dir, threads=a.threads, mode=a.mode), sys.stdout,
+                  indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+        return 0
+    if not a.done:
+        ap.error("--done is required")
+    try:
+        train(config=a.config, train_files=files, model_dir=a.model_dir, done=a.done,
+              init_checkpoint=a.init_checkpoint, mode=a.mode, threads=a.threads)
+    except DeviceError as e:
+        LOG.error("%s", e)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
