@@ -29,6 +29,5 @@ rule hf_model:
         "python -m scripts.convert_to_hf --config {input.config:q} --checkpoint {params.checkpoint:q}"
         " --vocab-file {input.vocab:q} --subword-tokenizer {params.subword} --mecab-dic {params.mecab_dic}"
         " --model-name {wildcards.model:q} --card-json {params.card:q}"
-        ' --provenance-json "$(python -m scripts.provenance --raw-digests {input.raw_digests:q}'
-        ' --done {input.done:q} --card-json {params.card:q})"'
+        " --raw-digests {input.raw_digests:q} --done {input.done:q}"
         " --output-dir {output:q} 2> {log:q}"

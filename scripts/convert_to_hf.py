@@ -390,7 +390,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mecab-dic", default="unidic_lite", choices=["unidic_lite", "unidic", "ipadic"])
     ap.add_argument("--model-name", required=True)
     ap.add_argument("--card-json", required=True, help="model card facts (JSON object)")
-    ap.add_argument("--provenance-json", required=True, help="provenance (JSON object), written as given")
+    ap.add_argument("--provenance-json", default="{}", help="extra provenance (JSON object)")
+    ap.add_argument("--raw-digests", nargs="*", default=[],
+                    help="raw.sha256.json files of the corpora the model was built from (provenance)")
+    ap.add_argument("--done", help="the final stage's done.json (provenance)")
     ap.add_argument("--output-dir", required=True)
     a = ap.parse_args(argv)
     try:
@@ -400,6 +403,10 @@ def main(argv=None) -> int:
         raise InputError("--card-json/--provenance-json", f"invalid JSON: {e}") from None
     if not isinstance(card, dict) or not isinstance(provenance, dict):
         raise InputError("--card-json/--provenance-json", "must be JSON objects")
+    if a.raw_digests or a.done:
+        from scripts.provenance import build
+
+        provenance = {**build(a.raw_digests, card, a.done), **provenance}
     convert(config=a.config, checkpoint=a.checkpoint, vocab_file=a.vocab_file, subword=a.subword_tokenizer,
             mecab_dic=a.mecab_dic, model_name=a.model_name, card=card, provenance=provenance,
             output_dir=a.output_dir)

@@ -143,3 +143,39 @@ def test_code_edit_reruns_the_stage_and_what_follows_but_a_comment_does_not(run_
 def test_deleting_an_intermediate_shard_plans_nothing(run_copy):
     (run_copy / "corpus" / "sample-cc-100" / "corpus_02.txt").unlink()
     assert pending(run_copy) == set()
+
+
+def test_converted_demo_model_is_numerically_the_model_garden_model(demo_run):
+    """MLM and NSP logits of the trained TF pretrainer and of transformers' BertForPreTraining
+    loaded from hf_model/ agree to < 1e-4 on real demo text (with padding and both segments)."""
+    import numpy as np
+    import tensorflow as tf
+    import torch
+    from transformers import AutoTokenizer, BertForPreTraining
+
+    from scripts.convert_to_hf import load_pretrainer, resolve_checkpoint
+    from scripts.train import load_params
+
+    train_dir = demo_run / "model" / TOK / "bert_tiny" / "training"
+    params = load_params(str(train_dir / "cc-100_wikipedia.yaml"))
+    tf_model = load_pretrainer(params, resolve_checkpoint(str(train_dir / "cc-100_wikipedia")))
+
+    hf_dir = demo_run / "hf_model" / MODEL
+    tok = AutoTokenizer.from_pretrained(str(hf_dir))
+    pairs = [("東京は日本の首都です。", "多くの人が住んでいます。"), ("富士山は高い。", "今日は晴れ。"),
+             ("短い文。", None)]
+    enc = tok([a for a, _ in pairs], [b or "" for _, b in pairs], padding="max_length", max_length=32,
+              truncation=True, return_tensors="np")
+    ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
+    assert mask.min() == 0 and types.max() == 1
+    pos = np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1))
+    out = tf_model({"input_word_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask, tf.int32),
+                    "input_type_ids": tf.constant(types, tf.int32), "masked_lm_positions": tf.constant(pos, tf.int32)},
+                   training=False)
+    hf = BertForPreTraining.from_pretrained(str(hf_dir)).eval()
+    with torch.no_grad():
+        o = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types))
+    valid = mask.astype(bool)
+    mlm = np.abs(out["mlm_logits"].numpy() - o.prediction_logits.numpy())[valid].max()
+    nsp = np.abs(out["next_sentence"].numpy() - o.seq_relationship_logits.numpy()).max()
+    assert mlm < 1e-4 and nsp < 1e-4, (mlm, nsp)
