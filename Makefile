@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test lint dag lock bench clean-demo
+.PHONY: setup demo test lint dag lock bench clean-demo slurm-deps
 
 setup: $(STAMP)
 
@@ -23,8 +23,21 @@ demo: setup
 	snakemake --cores $(CORES)
 
 ## The test suite (unit tests per script + end-to-end runs of the sample pipeline).
-test: setup
+test: setup slurm-deps
 	python -m pytest tests
+
+SLURM_PKGS := slurmctld slurmd slurm-client munge
+
+## SLURM + munge for tests/test_slurm.py (Debian, as root); where impossible that test is skipped.
+slurm-deps:
+	@if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null \
+	    && command -v munged >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends $(SLURM_PKGS) >/dev/null \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(SLURM_PKGS) >/dev/null; } \
+	    || echo "slurm-deps: apt-get install $(SLURM_PKGS) failed; tests/test_slurm.py will be skipped"; \
+	else echo "slurm-deps: no SLURM and no root/apt-get to install it; tests/test_slurm.py will be skipped"; fi
 
 lint: setup
 	snakemake --lint

@@ -27,6 +27,7 @@ wildcard_constraints:
     alphabet=_alt(config["alphabets"]),
 
 
+include: "rules/download.smk"
 include: "rules/corpus.smk"
 include: "rules/tokenizers.smk"
 include: "rules/pretraining_data.smk"

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -54,20 +55,48 @@ def raw_dump(wildcards):
 
 
 def checked_raw_path(corpus):
-    """The raw dump of a corpus; fails the DAG, naming file and source, if it is absent."""
+    """The raw dump of a corpus. If missing, with `download_missing_dumps: true` and a
+    `url`, the download_raw job fetches it; else the DAG fails, naming the file, the config key
+    and where to get it (an 80 GB download never starts unasked)."""
     raw = CORPORA[corpus]["raw"]
-    if not os.path.exists(raw["path"]):
+    if os.path.exists(raw["path"]) or raw["path"] in RAW_DOWNLOADS:
+        return raw["path"]
+    if raw.get("url"):
         where = (
-            f"download it from {raw['url']}"
-            if raw.get("url")
-            else "set corpora.<name>.raw.path"
+            f"Download it from {raw['url']} (or rerun with "
+            f"--config download_missing_dumps=True to let the workflow fetch it)"
         )
-        raise WorkflowError(
-            f"Raw dump for corpus '{corpus}' is missing: {raw['path']} does not exist. "
-            f"{where.capitalize()} and place it at that path (or point config key "
-            f"corpora.{corpus}.raw.path at your copy)."
-        )
-    return raw["path"]
+    else:
+        where = f"Set corpora.{corpus}.raw.url to have it downloaded"
+    raise WorkflowError(
+        f"Raw dump for corpus '{corpus}' is missing: {raw['path']} does not exist. {where}, "
+        f"or point config key corpora.{corpus}.raw.path at your copy."
+    )
+
+
+# Dumps that the download_raw job may fetch, as {path: raw entry}.
+RAW_DOWNLOADS = {
+    v["raw"]["path"]: v["raw"]
+    for v in CORPORA.values()
+    if v["raw"].get("url") and config["download_missing_dumps"]
+}
+
+
+# A regex matching exactly those paths (the only outputs download_raw can make).
+RAW_DOWNLOAD_PATHS = (
+    "|".join(re.escape(p) for p in sorted(RAW_DOWNLOADS, key=len, reverse=True))
+    or "(?!)"
+)
+
+
+def download_args(wildcards):
+    raw = RAW_DOWNLOADS[wildcards.raw]
+    args = ["--url", raw["url"]]
+    if raw.get("sha256"):
+        args += ["--sha256", raw["sha256"]]
+    if raw.get("size") is not None:
+        args += ["--size", str(raw["size"])]
+    return args
 
 
 def shard_source_of(corpus):

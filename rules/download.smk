@@ -6,11 +6,7 @@
 # One rule for all dumps: the output is the dump path itself, a wildcard that can only match the
 # configured paths of corpora with a url (so the rule never competes with other rules' outputs).
 
-import re
-
-RAW_DOWNLOADS = {
-    v["raw"]["path"]: v["raw"] for v in CORPORA.values() if v["raw"].get("url")
-}
+# Opt-in: `download_missing_dumps: true` (config) enables it; RAW_DOWNLOADS is in common.smk.
 
 
 rule download_raw:
@@ -22,10 +18,7 @@ rule download_raw:
     benchmark:
         "logs/benchmarks/download/{raw}.tsv"
     wildcard_constraints:
-        raw="|".join(
-            re.escape(p) for p in sorted(RAW_DOWNLOADS, key=len, reverse=True)
-        )
-        or "(?!)",
+        raw=RAW_DOWNLOAD_PATHS,
     retries: 3
     # Runs where Snakemake runs: cluster compute nodes often have no route to the internet.
     localrule: True
@@ -41,10 +34,6 @@ rule download_raw:
     # url/sha256/size are tracked: changing one plans a new download (to keep an existing dump,
     # run `snakemake --cleanup-metadata <dump path>` after the edit).
     params:
-        url=lambda w: RAW_DOWNLOADS[w.raw]["url"],
-        sha256=lambda w: RAW_DOWNLOADS[w.raw].get("sha256", ""),
-        size=lambda w: RAW_DOWNLOADS[w.raw].get("size", ""),
+        args=download_args,
     shell:
-        "python -m scripts.download --url {params.url:q} --output {output:q}"
-        ' $( [ -n {params.sha256:q} ] && printf -- "--sha256 %s" {params.sha256:q} )'
-        ' $( [ -n "{params.size}" ] && printf -- "--size %s" "{params.size}" ) 2> {log:q}'
+        "python -m scripts.download {params.args:q} --output {output:q} 2> {log:q}"
