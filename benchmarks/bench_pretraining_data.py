@@ -11,10 +11,12 @@ What it measures, on one machine, each run in a fresh subprocess (clean peak RSS
 * **ours**: ``python -m scripts.create_pretraining_data`` for ``wordpiece`` and ``character`` at
   the CC-100 settings (seq 128, 19 predictions, dupe 5) with ``--threads 1`` and ``2``.
 
-Reported per run: input MB/s, MB/s per core (divided by ``--threads``), instances/s, peak RSS
-(the main process; workers separately), and the ratio of MB/s/core to the ceiling and to the
-reference scripts (0.165 MB/s per core). ``--sizes A B`` runs wordpiece / 1 thread at two
-corpus sizes and prints the RSS slope in bytes of RAM per input byte (reference: ~54).
+Reported per run: input MB/s, MB/s per core (divided by ``--threads``), MB per CPU-second of all
+the run's processes (the fair figure on a machine that other jobs share), instances/s, peak RSS
+(the main process; workers separately), the ratios of MB/s/core and MB/CPU-s to the ceiling, and
+MB/s/core against the reference scripts (0.165 MB/s per core). ``--sizes A B`` runs wordpiece /
+1 thread at two corpus sizes and prints the RSS slope in bytes of RAM per input byte
+(reference: ~54).
 
 The generated corpus is Japanese-like text from hand-made word lists (nouns with a Zipf
 distribution and a long tail of random katakana names and numbers, particles, verb and adjective
@@ -308,7 +310,7 @@ def main(argv=None) -> int:
     print(f"load average before the runs: {os.getloadavg()[0]:.2f} (other processes share these {cores} cores)")
     print()
     header = (f"{'tokenizer':<10} {'thr':>3} {'MB/s':>6} {'MB/s/core':>9} {'MB/CPU-s':>8} {'inst/s':>8} "
-              f"{'instances':>10} {'RSS MB':>7} {'wrk MB':>7} {'vs ceil':>7} {'vs ref':>7} "
+              f"{'instances':>10} {'RSS MB':>7} {'wrk MB':>7} {'vs ceil':>7} {'CPU/ceil':>8} {'vs ref':>7} "
               f"{'gzip':>5}  phases tok/layout/write s")
     print(header)
     results = []
@@ -321,10 +323,15 @@ def main(argv=None) -> int:
             print(f"{subword:<10} {threads:>3} {st['mb_per_s']:>6.2f} {per_core:>9.2f} "
                   f"{st['input_bytes'] / 1e6 / st['cpu_s']:>8.2f} {st['instances_per_s']:>8,.0f} "
                   f"{st['instances']:>10,} {st['peak_rss_mb']:>7.0f} {st['peak_rss_children_mb']:>7.0f} "
-                  f"{per_core / ceiling['mb_s']:>7.0%} {per_core / REFERENCE_MB_S_PER_CORE:>6.1f}x "
+                  f"{per_core / ceiling['mb_s']:>7.0%} "
+                  f"{st['input_bytes'] / st['cpu_s'] / (ceiling['bytes'] / ceiling['cpu_s']):>8.0%} "
+                  f"{per_core / REFERENCE_MB_S_PER_CORE:>6.1f}x "
                   f"{st['params']['compressor']:>5}  {sec['tokenize']:.1f}/{sec['layout']:.1f}/{sec['write']:.1f}")
             results.append(st)
     print()
+    print("MB/s/core = MB/s / --threads (wall clock); MB/CPU-s = input MB per CPU second of all the run's")
+    print("processes (robust to other load on the machine); vs ceil / CPU/ceil: the same against the ceiling;")
+    print(f"vs ref: MB/s/core against the reference scripts' {REFERENCE_MB_S_PER_CORE} MB/s per core.")
     print("command:", results[0]["cmd"])
     return 0
 

@@ -33,5 +33,5 @@ rule pretraining_data:
         " --vocab-file {input.vocab:q} --subword-tokenizer {params.subword} --mecab-dic {params.mecab_dic}"
         " --max-seq-length {params.max_seq_length} --max-predictions-per-seq {params.max_predictions}"
         " --masked-lm-prob {params.masked_lm_prob} --short-seq-prob {params.short_seq_prob}"
-        " --dupe-factor {params.dupe_factor} --seed {params.seed} --threads {threads}"
+        " --dupe-factor {params.dupe_factor} --seed {params.seed} --compressor isal --threads {threads}"
         " --stats {output.stats:q} 2> {log:q}"

@@ -78,11 +78,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import contextlib
 import multiprocessing as mp
 import os
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -93,11 +95,8 @@ from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, res
 from scripts.wordpiece import JapaneseTokenizer
 
 CHUNK_CHARS = 1 << 18          # characters of text per tokenisation task (~0.7 MB of Japanese)
-BLOCK_TOKENS = 1 << 20         # layout blocks: about this many tokens ...
-BLOCK_SENTENCES = 1 << 15      # ... or this many sentences
+BLOCK_TOKENS = 1 << 20         # layout blocks: about this many tokens, or 1/32 as many sentences
 OUTPUT_BLOCK = 4096            # instances per materialisation task / gzip piece
-FEATURE_NAMES = ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions",
-                 "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,7 @@ class Params:
     seed: int = 12345
     gzip_level: int = 1
     compressor: str = "auto"
+    block_tokens: int = BLOCK_TOKENS  # layout block size: part of what the output depends on
 
     def check(self) -> None:
         if self.max_seq_length < 5:
@@ -128,6 +128,8 @@ class Params:
             raise ValueError("--seed must be non-negative")
         if not 0 <= self.gzip_level <= 9:
             raise ValueError("--gzip-level must be in [0, 9]")
+        if self.block_tokens < 1:
+            raise ValueError("--layout-block-tokens must be positive")
         if self.compressor not in ("auto", "zlib", "isal"):
             raise ValueError("--compressor must be auto, zlib or isal")
 
@@ -156,24 +158,36 @@ _STATE: dict = {}
 
 @contextlib.contextmanager
 def _pool(threads: int, initializer=None, initargs=()):
-    """A fork pool for ``threads > 1``, else ``None`` (run in-process)."""
+    """A fork process pool for ``threads > 1``, else ``None`` (run in-process).
+
+    ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: a worker that dies (e.g. killed
+    for memory) fails the job (``BrokenProcessPool``) instead of hanging it.
+    """
     if threads <= 1:
         yield None
         return
-    ctx = mp.get_context("fork")
-    pool = ctx.Pool(threads, initializer=initializer, initargs=initargs)
+    ex = ProcessPoolExecutor(threads, mp_context=mp.get_context("fork"), initializer=initializer,
+                             initargs=initargs)
     try:
-        yield pool
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        yield ex
     finally:
-        pool.join()
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _imap(pool, func, tasks):
-    return map(func, tasks) if pool is None else pool.imap(func, tasks, chunksize=1)
+    """``map(func, tasks)`` in order; with a pool, at most ~2 tasks per worker are in flight, so
+    a lazily produced task stream (the reader) is never read far ahead."""
+    if pool is None:
+        yield from map(func, tasks)
+        return
+    window = 2 * pool._max_workers + 1
+    pending: collections.deque = collections.deque()
+    for task in tasks:
+        pending.append(pool.submit(func, task))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,12 +243,9 @@ def _tok_task(task):
     return ids, word_start, per_line, newdoc, nbytes
 
 
-def _read_chunks(path, stats: dict):
-    """Yield ``(stripped non-blank lines, newdoc flags)`` chunks of the input.
-
-    An :class:`InputError` from reading is kept in ``stats["error"]`` and ends the chunks (it is
-    re-raised by the consumer: a pool would have to pickle it).
-    """
+def _read_chunks(path, stats: dict, chunk_chars: int = CHUNK_CHARS):
+    """Yield ``(stripped non-blank lines, newdoc flags)`` chunks of the input (in the main
+    process: an :class:`InputError` from reading propagates from here)."""
     lines: list[str] = []
     flags: list[bool] = []
     chars = 0
@@ -250,20 +261,20 @@ def _read_chunks(path, stats: dict):
             flags.append(pending_break)
             pending_break = False
             chars += len(s)
-            if chars >= CHUNK_CHARS:
+            if chars >= chunk_chars:
                 yield lines, np.array(flags, bool)
                 lines, flags, chars = [], [], 0
-    except InputError as e:
-        stats["error"] = e
-        return
     finally:
         stats["lines"] = lineno
     if lines:
         yield lines, np.array(flags, bool)
 
 
-def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int) -> Corpus:
-    """Tokenise a shard into a :class:`Corpus` (ordered, parallel for ``threads > 1``)."""
+def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_chars: int = CHUNK_CHARS) -> Corpus:
+    """Tokenise a shard into a :class:`Corpus` (ordered, parallel for ``threads > 1``).
+
+    The result does not depend on ``threads`` nor on ``chunk_chars`` (the size of a task).
+    """
     shift = 15 if tokenizer.vocab_size <= 1 << 15 else 31
     dtype = np.uint16 if shift == 15 else np.uint32
     try:
@@ -283,7 +294,7 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int) -> Corpus:
     _tok_init(tokenizer)
     with _pool(threads, _tok_init, (tokenizer,)) as pool:
         for ids, word_start, per_line, newdoc, nbytes in _imap(pool, _tok_task,
-                                                               _read_chunks(path, reader_stats)):
+                                                               _read_chunks(path, reader_stats, chunk_chars)):
             packed = ids.astype(dtype)
             packed |= (~word_start).astype(dtype) << dtype(shift)
             tokens.extend(packed)
@@ -299,8 +310,6 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int) -> Corpus:
                 sent_len.extend(per_line[kept])
                 n_sent += int(kept.sum())
             progress.update(len(per_line), nbytes=nbytes)
-    if "error" in reader_stats:
-        raise reader_stats["error"]
     lens = sent_len.finish()
     sent_off = np.zeros(lens.size + 1, np.int64)
     np.cumsum(lens, out=sent_off[1:])
@@ -316,10 +325,10 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int) -> Corpus:
 # ---------------------------------------------------------------------------------------------
 
 
-def layout_blocks(corpus: Corpus) -> np.ndarray:
+def layout_blocks(corpus: Corpus, block_tokens: int = BLOCK_TOKENS) -> np.ndarray:
     """Document indices where layout blocks start (plus the end): depends on the data only."""
     doc_tok = corpus.sent_off[corpus.doc_sent]
-    weight = np.maximum(np.diff(doc_tok) / BLOCK_TOKENS, np.diff(corpus.doc_sent) / BLOCK_SENTENCES)
+    weight = np.maximum(np.diff(doc_tok) / block_tokens, np.diff(corpus.doc_sent) * 32 / block_tokens)
     block_of_doc = np.floor(np.concatenate(([0.0], np.cumsum(weight)[:-1]))).astype(np.int64)
     starts = np.flatnonzero(np.diff(block_of_doc, prepend=-1))
     return np.concatenate((starts, [corpus.n_docs]))
@@ -517,16 +526,33 @@ def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: di
     inner[:, 1:] = cont[:, 1:] & cand[:, :-1]
     inner &= cand                     # continues the group of the previous token
     start = cand & ~inner
-    # Group sizes: a group runs from its start to the next boundary (the next group start or any
-    # non-candidate: [SEP], padding, a literal special token). The next boundary after every
-    # position comes from one reversed running minimum over the flattened block.
-    size_all = n * L
-    bound_at = np.where((start | ~cand).ravel(), np.arange(size_all, dtype=np.int32), size_all)
-    next_bound = np.minimum.accumulate(bound_at[::-1])[::-1]
+    # A group runs from its start to the next boundary: the next group start or a non-candidate
+    # ([SEP], padding, a literal special token). Sizes are needed only for the groups the greedy
+    # fill looks at (about P + 1 per row of ~60-120): without literal specials in the text they
+    # come from the next start and the segment's [SEP]; otherwise from the next boundary after
+    # every position (one reversed running minimum over the block).
     gstart = np.flatnonzero(start.ravel())
-    gsize = next_bound[gstart + 1] - gstart.astype(np.int32)  # the last position is never a start
     ng = np.count_nonzero(start, axis=1)
-    del inner, start, cont, bound_at, next_bound
+    if st["literal_specials"]:
+        size_all = n * L
+        bound_at = np.where((start | ~cand).ravel(), np.arange(size_all, dtype=np.int32), size_all)
+        next_bound = np.minimum.accumulate(bound_at[::-1])[::-1]
+        gsize_all = next_bound[gstart + 1] - gstart  # the last position is never a start
+        del bound_at, next_bound
+
+        def group_sizes(g, row):
+            return gsize_all[g]
+    else:
+        gstart_next = np.append(gstart[1:], n * L)
+        sep_a = la.astype(np.int64) + 1  # column of the [SEP] after A, and of the last [SEP]
+        sep_b = ntok.astype(np.int64) - 1
+
+        def group_sizes(g, row):
+            s0 = gstart[g]
+            base = row * L
+            end = base + np.where(s0 - base <= sep_a[row], sep_a[row], sep_b[row])
+            return np.minimum(gstart_next[g], end) - s0
+    del inner, start, cont
     gfirst = np.cumsum(ng) - ng
     gmax = int(ng.max()) if n else 0
     num = np.minimum(P, np.maximum(1, np.round(ntok * p.masked_lm_prob).astype(np.int64)))
@@ -545,26 +571,28 @@ def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: di
     h = min(gmax, P + 1)
     head_ok = np.arange(h) < ng[:, None]
     head_g = np.where(head_ok, gfirst[:, None] + order[:, :h], 0)
-    head_sz = np.where(head_ok, gsize[head_g], 0)
+    rows = np.arange(n)
+    head_sz = np.where(head_ok, group_sizes(head_g, rows[:, None]), 0)
     cs = np.cumsum(head_sz, axis=1)
     taken = (cs <= num[:, None]) & head_ok
     f = taken.sum(axis=1)
-    rows = np.arange(n)
-    rem = num - np.where(f > 0, cs[rows, np.maximum(f - 1, 0)], 0)
-    tg_parts = [head_g[taken]]
+    rem = num - np.concatenate((np.zeros((n, 1), cs.dtype), cs), axis=1)[rows, f]
+    t_rows, t_cols = np.nonzero(taken)
+    tg_parts, tr_parts = [head_g[t_rows, t_cols]], [t_rows]
     active = np.flatnonzero((rem > 0) & (f + 1 < ng))
     r = f[active] + 1
     while active.size:
         g = gfirst[active] + order[active, r]
-        s = gsize[g]
+        s = group_sizes(g, active)
         ok = s <= rem[active]
         tg_parts.append(g[ok])
+        tr_parts.append(active[ok])
         rem[active] -= np.where(ok, s, 0)
         r = r + 1
         keep = (rem[active] > 0) & (r < ng[active])
         active, r = active[keep], r[keep]
     tg = np.concatenate(tg_parts)
-    psize = gsize[tg]
+    psize = group_sizes(tg, np.concatenate(tr_parts))
     total = int(psize.sum())
     mpos = np.repeat(gstart[tg] - (np.cumsum(psize) - psize), psize) + np.arange(total)
     mpos.sort()
@@ -641,7 +669,7 @@ def _children_peak_rss_mb() -> float:
 
 def create_pretraining_data(input_path, output_path, vocab_file, subword: str = "wordpiece",
                             mecab_dic: str = "unidic_lite", params: Params = Params(),
-                            threads: int = 1, stats_path=None) -> dict:
+                            threads: int = 1, stats_path=None, chunk_chars: int = CHUNK_CHARS) -> dict:
     """Build the TFRecord file; returns (and writes, if ``stats_path``) the stats dict."""
     params.check()
     params = replace(params, compressor=resolve_compressor(params.compressor))
@@ -653,7 +681,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     input_bytes = os.path.getsize(input_path) if os.path.exists(input_path) else 0
 
     # Phase 1
-    corpus = read_corpus(input_path, tokenizer, threads)
+    corpus = read_corpus(input_path, tokenizer, threads, chunk_chars)
     tokenizer.clear_cache()
     t_tok = time.monotonic()
     cpu.append(_cpu_seconds())
@@ -676,7 +704,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
                   cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
                   mask_id=tokenizer.vocab["[MASK]"], literal_specials=literal_specials,
                   off_dtype=np.uint32 if n_tokens < 1 << 32 else np.int64)
-    blocks = layout_blocks(corpus)
+    blocks = layout_blocks(corpus, params.block_tokens)
     tasks = [(dupe, b, int(blocks[b]), int(blocks[b + 1]))
              for dupe in range(params.dupe_factor) for b in range(len(blocks) - 1)]
 
@@ -802,18 +830,25 @@ def main(argv=None) -> int:
     ap.add_argument("--compressor", choices=("auto", "zlib", "isal"), default="auto",
                     help="deflate implementation (auto: isal when installed, else zlib)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--layout-block-tokens", type=int, default=BLOCK_TOKENS,
+                    help="documents are laid out in blocks of about this many tokens, each with its own "
+                         "random stream (the output depends on it, not on --threads)")
+    ap.add_argument("--chunk-chars", type=int, default=CHUNK_CHARS,
+                    help="characters of text per tokenisation task (no effect on the output)")
     ap.add_argument("--stats", help="write counters and timings as JSON here")
     args = ap.parse_args(argv)
     params = Params(max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
                     masked_lm_prob=args.masked_lm_prob, short_seq_prob=args.short_seq_prob,
                     dupe_factor=args.dupe_factor, seed=args.seed, gzip_level=args.gzip_level,
-                    compressor=args.compressor)
+                    compressor=args.compressor, block_tokens=args.layout_block_tokens)
     try:
         params.check()
     except ValueError as e:
         ap.error(str(e))
+    if args.chunk_chars < 1:
+        ap.error("--chunk-chars must be positive")
     create_pretraining_data(args.input, args.output, args.vocab_file, args.subword_tokenizer,
-                            args.mecab_dic, params, args.threads, args.stats)
+                            args.mecab_dic, params, args.threads, args.stats, args.chunk_chars)
     return 0
 
 

@@ -145,6 +145,12 @@ def built(data):
         "wp_t2": dict(vocab=data["wp_vocab"], threads=2),
         "wp_seed2": dict(vocab=data["wp_vocab"], seed=2, threads=2),
         "char_t2": dict(vocab=data["char_vocab"], subword="character", threads=2),
+        # many small tokenisation tasks (documents cross task boundaries): same bytes as wp_t1
+        "wp_chunks_t2": dict(vocab=data["wp_vocab"], threads=2, extra=["--chunk-chars", "1500"]),
+        # many layout blocks (each with its own random stream): same bytes for 1 and 2 threads
+        "wp_blocks_t1": dict(vocab=data["wp_vocab"], threads=1,
+                             extra=["--layout-block-tokens", "4000", "--chunk-chars", "3000"]),
+        "wp_blocks_t2": dict(vocab=data["wp_vocab"], threads=2, extra=["--layout-block-tokens", "4000"]),
     }.items():
         vocab = kw.pop("vocab")
         proc, out, stats = run_cli(d, data["corpus"], vocab, name, **kw)
@@ -207,6 +213,17 @@ def test_tensorflow_parses_v2_features(built, parsed):
     assert head[:4] == b"\x1f\x8b\x08\x00" and head[4:8] == b"\x00\x00\x00\x00"
 
 
+def test_model_garden_pretrain_dataloader_reads_it(built):
+    """The consumer: Model Garden's BERT pretraining data loader (v2 names, GZIP TFRecords)."""
+    loader = pytest.importorskip("official.nlp.data.pretrain_dataloader")
+    cfg = loader.BertPretrainDataConfig(input_path=str(built["wp_t1"]["out"]), seq_length=SEQ,
+                                        max_predictions_per_seq=PRED, global_batch_size=8, is_training=False,
+                                        use_v2_feature_names=True, file_type="tfrecord_compressed")
+    batch = next(iter(loader.BertPretrainDataLoader(cfg).load()))
+    assert set(batch) == set(FEATURES)
+    assert tuple(batch["input_word_ids"].shape) == (8, SEQ) and tuple(batch["masked_lm_ids"].shape) == (8, PRED)
+
+
 def test_cls_sep_segments_and_padding(parsed):
     for ex in parsed.values():
         ids = original_ids(ex)
@@ -253,6 +270,11 @@ def test_masked_lm_fields(parsed):
 def test_bytes_identical_across_threads_and_runs(data, built):
     a = built["wp_t1"]["out"].read_bytes()
     assert a == built["wp_t2"]["out"].read_bytes()
+    assert a == built["wp_chunks_t2"]["out"].read_bytes()
+    blocks = built["wp_blocks_t1"]["out"].read_bytes()
+    assert blocks == built["wp_blocks_t2"]["out"].read_bytes() and blocks != a
+    st = built["wp_blocks_t1"]["stats"]
+    assert st["params"]["block_tokens"] == 4000 and abs(st["nsp_random_next_fraction_unforced"] - 0.5) < 0.03
     _, again, _ = run_cli(data["dir"], data["corpus"], data["wp_vocab"], "wp_again", threads=2)
     assert again.read_bytes() == a
     assert built["wp_seed2"]["out"].read_bytes() != a
@@ -518,6 +540,16 @@ def test_single_short_document_and_character_vocab(data, tmp_path):
     assert (ex["next_sentence_labels"] == 1).all()  # a one-sentence chunk always takes a random B
 
 
+def test_text_of_special_tokens_only(data, tmp_path):
+    """No maskable token in some instances: they get no predictions (weights all 0)."""
+    odd = tmp_path / "odd.txt"
+    odd.write_text("[SEP]\n[CLS]\n\n[SEP][CLS]\n[MASK]\n", encoding="utf-8")
+    _, out, stats = run_cli(tmp_path, odd, data["wp_vocab"], "odd")
+    ex = read_tf(out)
+    npred = (ex["masked_lm_weights"] > 0).sum(axis=1)
+    assert len(npred) >= 10 and (npred <= 1).all() and (npred == 0).any()
+
+
 def test_missing_specials_in_vocab(data, tmp_path):
     v = tmp_path / "v.txt"
     v.write_text("[PAD]\n[UNK]\nあ\n", encoding="utf-8")
@@ -593,3 +625,21 @@ def test_isal_pieces_decompress_like_zlib(tmp_path):
         w.close()
     assert gzip.decompress(path.read_bytes()) == b"".join(pieces)
     assert tfrecord.resolve_compressor("auto") == "isal"
+
+
+def _exit_on_three(x):
+    if x == 3:
+        os._exit(1)  # a worker killed (e.g. for memory)
+    return x
+
+
+def test_a_dead_worker_fails_instead_of_hanging():
+    from concurrent.futures.process import BrokenProcessPool
+
+    import scripts.create_pretraining_data as cpd
+
+    with pytest.raises(BrokenProcessPool):
+        with cpd._pool(2) as pool:
+            list(cpd._imap(pool, _exit_on_three, range(8)))
+    with cpd._pool(2) as pool:  # order is kept
+        assert list(cpd._imap(pool, abs, range(-20, 0))) == list(range(20, 0, -1))
