@@ -179,3 +179,43 @@ def test_converted_demo_model_is_numerically_the_model_garden_model(demo_run):
     mlm = np.abs(out["mlm_logits"].numpy() - o.prediction_logits.numpy())[valid].max()
     nsp = np.abs(out["next_sentence"].numpy() - o.seq_relationship_logits.numpy()).max()
     assert mlm < 1e-4 and nsp < 1e-4, (mlm, nsp)
+
+
+def test_killed_training_resumes_from_its_latest_checkpoint(run_copy):
+    """Stage 2 of the demo model is retrained and SIGKILLed (Snakemake and the job) once its first
+    checkpoint exists; `--unlock` and a rerun continue from that checkpoint, not from scratch."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from conftest import SNAKEMAKE, job_env
+
+    stage = run_copy / "model" / TOK / "bert_tiny" / "training" / "cc-100_wikipedia"
+    shutil.rmtree(stage)
+    # A deleted intermediate is not rebuilt while its dependants are up to date: target it.
+    done_target = str((stage / "done.json").relative_to(run_copy))
+    proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", done_target], cwd=run_copy, env=job_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while not list(stage.glob("ckpt-*.index")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    steps = sorted(int(p.name[5:-6]) for p in stage.glob("ckpt-*.index"))
+    assert steps and steps[-1] < 60, f"the kill came too late: {steps}"
+    assert not (stage / "done.json").exists()
+
+    snakemake(run_copy, "--unlock")
+    snakemake(run_copy, "--cores", "2", done_target)
+    log = (run_copy / "logs" / "training" / "train" / TOK / "bert_tiny" / "cc-100_wikipedia.log").read_text()
+    assert re.search(rf"resuming from \S*ckpt-(\d+) at step ({'|'.join(map(str, steps))}) ", log), log[-3000:]
+    done = json.loads((stage / "done.json").read_text())
+    assert done["final_step"] == 60
+    assert f"hf_model/{MODEL}" in pending(run_copy)  # the new checkpoint is converted again
+    snakemake(run_copy, "--cores", "2", f"hf_model/{MODEL}")
+    assert pending(run_copy) == set()
