@@ -212,6 +212,20 @@ class Progress:
                 f"{mb:,.1f} MB ({mb / self.elapsed:,.2f} MB/s), {self.elapsed:,.1f} s")
 
 
+def chunked(items, max_items: int, max_chars: int, size=len):
+    """Group ``items`` into lists of at most ``max_items`` items or about ``max_chars`` characters
+    (``size(item)`` each), in order: the work units of the parallel stages."""
+    chunk, total = [], 0
+    for item in items:
+        chunk.append(item)
+        total += size(item)
+        if len(chunk) >= max_items or total >= max_chars:
+            yield chunk
+            chunk, total = [], 0
+    if chunk:
+        yield chunk
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as stable, sorted JSON, atomically."""
     with atomic_path(path) as tmp:

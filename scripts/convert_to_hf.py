@@ -151,19 +151,6 @@ def read_vocab(path: str, vocab_size: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(path: str) -> str:
-    import tensorflow as tf
-
-    if tf.io.gfile.isdir(path):
-        ckpt = tf.train.latest_checkpoint(path)
-        if not ckpt:
-            raise InputError(path, "no checkpoint in this directory")
-        return ckpt
-    if not tf.io.gfile.exists(path + ".index"):
-        raise InputError(path, "checkpoint not found (neither a directory nor a checkpoint prefix)")
-    return path
-
-
 def dummy_inputs(seq_length: int = 8, max_pred: int = 2) -> dict:
     import tensorflow as tf
 
@@ -322,7 +309,7 @@ def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, meca
     import torch
     from transformers import BertForPreTraining
 
-    from scripts.train import checkpoint_step, load_params
+    from scripts.train import checkpoint_step, load_params, resolve_checkpoint
 
     params = load_params(config)
     enc = check_convertible(params)

@@ -48,7 +48,7 @@ import random
 import time
 from collections import Counter
 
-from scripts.common import AtomicFiles, InputError, Progress, iter_lines, run_cli, write_json
+from scripts.common import AtomicFiles, InputError, chunked, Progress, iter_lines, run_cli, write_json
 from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph, ordered_map
 
 LOG = logging.getLogger("bertja.corpus_shard")
@@ -98,17 +98,8 @@ def iter_raw_lines(inputs, skip: SkipLog, counters: Counter, progress: Progress 
 
 
 def _chunks(items, max_lines: int = 0, max_chars: int = 0):
-    max_lines, max_chars = max_lines or CHUNK_LINES, max_chars or CHUNK_CHARS
-    chunk, size = [], 0
-    for item in items:
-        chunk.append(item)
-        if item is not None:
-            size += len(item)
-        if len(chunk) >= max_lines or size >= max_chars:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+    return chunked(items, max_lines or CHUNK_LINES, max_chars or CHUNK_CHARS,
+                   size=lambda item: len(item) if item is not None else 0)
 
 
 _WORKER: dict = {}

@@ -49,7 +49,7 @@ import time
 from collections import Counter
 from typing import Iterator
 
-from scripts.common import InputError, Progress, atomic_path, iter_lines, run_cli, write_json
+from scripts.common import InputError, Progress, chunked, atomic_path, iter_lines, run_cli, write_json
 from scripts.textclean import SentenceSplitter, SkipLog, human_bytes, ordered_map, wiki_sentences
 
 LOG = logging.getLogger("bertja.corpus_wiki")
@@ -133,16 +133,7 @@ def iter_pages(path, skip: SkipLog, counters: Counter, io_stats: dict,
 
 
 def _chunks(pages, max_pages: int = 0, max_chars: int = 0):
-    max_pages, max_chars = max_pages or CHUNK_PAGES, max_chars or CHUNK_CHARS
-    chunk, size = [], 0
-    for page in pages:
-        chunk.append(page)
-        size += len(page[1])
-        if len(chunk) >= max_pages or size >= max_chars:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+    return chunked(pages, max_pages or CHUNK_PAGES, max_chars or CHUNK_CHARS, size=lambda page: len(page[1]))
 
 
 _WORKER: dict = {}

@@ -154,19 +154,21 @@ def check_first_record(path: str, file_type: str, seq_length: int, max_pred: int
                                    f"(seq_length={seq_length}, max_predictions_per_seq={max_pred})")
 
 
-def resolve_init_checkpoint(path: str | None) -> str | None:
+def resolve_checkpoint(path: str, what: str = "checkpoint") -> str:
     """A directory -> its latest checkpoint prefix; a prefix must exist. Never silently empty."""
-    if not path:
-        return None
     tf = _tf()
     if tf.io.gfile.isdir(path):
         ckpt = tf.train.latest_checkpoint(path)
         if not ckpt:
-            raise InputError(path, "init checkpoint directory holds no checkpoint")
+            raise InputError(path, f"{what} directory holds no checkpoint")
         return ckpt
     if not tf.io.gfile.exists(path + ".index"):
-        raise InputError(path, "init checkpoint not found (neither a directory nor a checkpoint prefix)")
+        raise InputError(path, f"{what} not found (neither a directory nor a checkpoint prefix)")
     return path
+
+
+def resolve_init_checkpoint(path: str | None) -> str | None:
+    return resolve_checkpoint(path, "init checkpoint") if path else None
 
 
 def checkpoint_step(ckpt: str) -> int:

@@ -30,6 +30,20 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+RECIPE_DUMPS = [
+    "data/cc-100/ja.txt.xz",
+    "data/wikipedia/cirrussearch/20230102/jawiki-20230102-cirrussearch-content.json.gz",
+]
+
+
+def with_placeholder_dumps(wd: Path) -> Path:
+    """Empty files at the recipe's raw dump paths: enough to plan the full recipe."""
+    for p in RECIPE_DUMPS:
+        (wd / p).parent.mkdir(parents=True, exist_ok=True)
+        (wd / p).touch()
+    return wd
+
+
 def job_env() -> dict:
     env = dict(os.environ)
     # Jobs call `python -m scripts.X`: the interpreter running the tests must come first on PATH.

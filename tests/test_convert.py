@@ -264,7 +264,7 @@ def test_conversion_errors(work, randomized, tmp_path):
         convert_to_hf.main(args(randomized["ckpt"], small_vocab))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="no checkpoint in this directory"):
+    with pytest.raises(InputError, match="directory holds no checkpoint"):
         convert_to_hf.main(args(empty, work["vocab"]))
     with pytest.raises(InputError, match="missing key 'license'"):
         convert_to_hf.main(args(randomized["ckpt"], work["vocab"], card={"description": "x"}))

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_workflow, snakemake
-from test_workflow import RECIPE_DUMPS
+from conftest import ROOT, copy_workflow, snakemake, with_placeholder_dumps
 
 PROFILES = sorted(ROOT.glob("profiles/*/config.yaml")) + [ROOT / "tests" / "slurm" / "profile" / "config.yaml"]
 PROFILE_IDS = [str(p.parent.relative_to(ROOT)) for p in PROFILES]
@@ -32,11 +31,7 @@ def rule_names() -> set[str]:
 @pytest.fixture(scope="module")
 def recipe_wd(tmp_path_factory) -> Path:
     """A copy of the workflow with empty placeholder files at the recipe's raw dump paths."""
-    wd = copy_workflow(tmp_path_factory.mktemp("profiles"))
-    for p in RECIPE_DUMPS:
-        (wd / p).parent.mkdir(parents=True, exist_ok=True)
-        (wd / p).touch()
-    return wd
+    return with_placeholder_dumps(copy_workflow(tmp_path_factory.mktemp("profiles")))
 
 
 def jobs(dry_run_output: str) -> list[dict]:

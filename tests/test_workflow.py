@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_workflow, snakemake
+from conftest import RECIPE_DUMPS, ROOT, copy_workflow, snakemake, with_placeholder_dumps
 from scripts import make_envs
-
-RECIPE_DUMPS = [
-    "data/cc-100/ja.txt.xz",
-    "data/wikipedia/cirrussearch/20230102/jawiki-20230102-cirrussearch-content.json.gz",
-]
-
 
 def job_stats(text: str) -> dict[str, int]:
     """The first `Job stats:` table of `snakemake -n --quiet rules` (it is printed twice)."""
@@ -25,11 +19,7 @@ def job_stats(text: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def placeholder_wd(tmp_path_factory) -> Path:
-    wd = copy_workflow(tmp_path_factory.mktemp("recipe"))
-    for p in RECIPE_DUMPS:
-        (wd / p).parent.mkdir(parents=True, exist_ok=True)
-        (wd / p).touch()
-    return wd
+    return with_placeholder_dumps(copy_workflow(tmp_path_factory.mktemp("recipe")))
 
 
 @pytest.mark.parametrize("model,tokenizer_rule", [
