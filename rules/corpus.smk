@@ -70,10 +70,10 @@ for _corpus in CORPORA:
             f"logs/benchmarks/corpus/corpus_shards/{_corpus}.tsv"
         conda:
             "../envs/data.yaml"
-        threads: 4
+        threads: 2
         resources:
-            mem_mb=2000,
-            runtime=24 * 60,
+            mem_mb=1000,
+            runtime=8 * 60,
         params:
             fmt="sentences" if _corpus in CIRRUS else "cc100",
             num_shards=CORPORA[_corpus]["num_shards"],
