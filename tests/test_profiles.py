@@ -91,8 +91,8 @@ def test_slurm_profile_plans_the_recipe_with_cluster_resources(recipe_wd):
         assert r.get("slurm_partition") == "SITE_CPU_PARTITION", j
         assert int(r["mem_mb"]) > 0 and int(r["runtime"]) > 0, j
         assert "gpu" not in r or r["gpu"] == "0", j
-    assert {j["resources"]["mem_mb"] for j in by_rule["pretraining_data"]} == {"3000"}
-    assert by_rule["wordpiece_vocab"][0]["resources"]["mem_mb"] == "64000"
+    assert {j["resources"]["mem_mb"] for j in by_rule["pretraining_data"]} == {"3500"}
+    assert by_rule["wordpiece_vocab"][0]["resources"]["mem_mb"] == "16000"
     # the training runtime follows the GPU request (profiles/slurm/training.yaml)
     spec = " ".join(j["shell"] for j in by_rule["training_config"])
     assert '"num_gpus": 8' in spec and '"distribution_strategy": "mirrored"' in spec
