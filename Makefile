@@ -57,7 +57,7 @@ lock:
 	rm -rf .venv-lock
 
 bench: setup
-	python benchmarks/bench_pretraining_data.py
+	python benchmarks/bench_stages.py
 
 clean-demo:
 	rm -rf corpus tokenizers pretraining_data model hf_model logs .snakemake
