@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 LOG = logging.getLogger("bertja")
+MAX_LOGGED_SKIPS = 20
 
 
 class InputError(Exception):
@@ -167,8 +168,10 @@ def iter_lines(path: str | os.PathLike, *, strip_newline: bool = True,
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     if on_bad_utf8 == "skip":
-                        stats["bad_utf8_lines"] = stats.get("bad_utf8_lines", 0) + 1
-                        LOG.warning("%s:%d: skipped line with invalid UTF-8 (%s)", path, lineno, e.reason)
+                        n = stats["bad_utf8_lines"] = stats.get("bad_utf8_lines", 0) + 1
+                        if n <= MAX_LOGGED_SKIPS:  # every skip is counted; the log names the first ones
+                            LOG.warning("%s:%d: skipped line with invalid UTF-8 (%s)%s", path, lineno, e.reason,
+                                        " (further ones are only counted)" if n == MAX_LOGGED_SKIPS else "")
                         continue
                     raise InputError(path, f"invalid UTF-8 at byte {e.start} ({e.reason})", lineno) from None
                 if strip_newline:
