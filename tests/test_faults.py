@@ -123,3 +123,100 @@ def test_paths_and_values_with_shell_metacharacters(tmp_path):
     snakemake(wd, "--cores", "2", *data_targets(wd)[:1], "corpus/sample-cc-100/raw.sha256.json")
     assert (wd / data_targets(wd)[0]).stat().st_size > 0
     assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Each data stage killed at several points of its own run (the exact command its rule runs)
+# ---------------------------------------------------------------------------------------------
+
+
+def _cli(*args) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def scaled_inputs(tmp_path_factory) -> Path:
+    """The sample dumps repeated to a few MB, so every stage runs long enough to be killed mid-way."""
+    import gzip
+    import lzma
+
+    from conftest import ROOT
+
+    d = tmp_path_factory.mktemp("scaled")
+    wiki = (ROOT / "sample/wikipedia/jawiki-sample-cirrussearch-content.json.gz").read_bytes()
+    (d / "wiki.json.gz").write_bytes(wiki * 30)  # concatenated gzip members: one valid stream
+    text = lzma.decompress((ROOT / "sample/cc-100/ja.txt.xz").read_bytes())
+    (d / "ja.txt.xz").write_bytes(lzma.compress(text * 40, preset=0))
+    del gzip
+    return d
+
+
+def _stages(d: Path) -> list[tuple[str, list[str], list[Path]]]:
+    """(name, command, outputs) in dependency order; each reads only earlier stages' outputs."""
+    return [
+        ("corpus_wiki", _cli("scripts.corpus_wiki", "--input", d / "wiki.json.gz", "--output", d / "w/corpus.txt.gz",
+                             "--split-sentences", "--threads", 2), [d / "w/corpus.txt.gz"]),
+        ("corpus_shard", _cli("scripts.corpus_shard", "--input", d / "ja.txt.xz", "--format", "cc100",
+                              "--output-dir", d / "c", "--num-shards", 4, "--seed", 0, "--threads", 2),
+         [d / f"c/corpus_0{i}.txt" for i in range(1, 5)]),
+        ("corpus_sample", _cli("scripts.corpus_sample", "--input", *[d / f"c/corpus_0{i}.txt" for i in range(1, 5)],
+                               "--output", d / "c/corpus_sampled.txt", "--num-lines", 50000, "--seed", 0),
+         [d / "c/corpus_sampled.txt"]),
+        ("make_alphabet", _cli("scripts.make_alphabet", "--output", d / "t/alphabet.txt"), [d / "t/alphabet.txt"]),
+        ("train_tokenizer", _cli("scripts.train_tokenizer", "--input", d / "c/corpus_sampled.txt", "--output-dir",
+                                 d / "t/wp", "--vocab-size", 8192, "--limit-alphabet", 7012,
+                                 "--initial-alphabet-file", d / "t/alphabet.txt", "--threads", 2),
+         [d / "t/wp/vocab.txt"]),
+        ("create_pretraining_data", _cli("scripts.create_pretraining_data", "--input", d / "c/corpus_01.txt",
+                                         "--output", d / "p/pretraining_data_01.tfrecord.gz", "--vocab-file",
+                                         d / "t/wp/vocab.txt", "--subword-tokenizer", "wordpiece",
+                                         "--max-seq-length", 128, "--max-predictions-per-seq", 19,
+                                         "--dupe-factor", 5, "--seed", 7, "--threads", 2, "--compressor", "isal"),
+         [d / "p/pretraining_data_01.tfrecord.gz"]),
+    ]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _writing(outputs: list[Path]) -> bool:
+    """A stage has begun writing: one of its hidden `.name.tmp-PID` files exists."""
+    dirs = {p.parent for p in outputs}
+    return any(q.name.startswith(".") and ".tmp-" in q.name for d in dirs if d.exists() for q in d.iterdir())
+
+
+# ("start", fraction of the clean run's duration) kills mid-computation; ("writing", seconds after
+# the output's temporary file appeared) kills while the output is being written.
+KILL_AT = [("start", 0.3), ("start", 0.6), ("writing", 0.0), ("writing", 0.15), ("writing", 0.4)]
+
+
+def test_every_data_stage_killed_at_several_points_leaves_nothing_complete(scaled_inputs):
+    env = job_env()
+    for name, cmd, outputs in _stages(scaled_inputs):
+        t0 = time.monotonic()
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)  # the clean run
+        clean_s = time.monotonic() - t0
+        ref = {p: _sha(p) for p in outputs}
+        killed_alive = 0
+        for trigger, delay in KILL_AT:
+            for p in outputs:
+                p.unlink()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            deadline = time.monotonic() + 300
+            while trigger == "writing" and proc.poll() is None and not _writing(outputs) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(delay * clean_s if trigger == "start" else delay)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed_alive += 1
+            proc.wait(timeout=60)
+            for p in outputs:  # all or nothing: an output exists only if complete and correct
+                assert not p.exists() or _sha(p) == ref[p], f"{name}: {p} looks complete but is not"
+            subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)  # the rerun
+            assert {p: _sha(p) for p in outputs} == ref, f"{name}: rerun after a kill differs"
+        assert killed_alive >= 2, f"{name}: (almost) every run finished before the kill"
