@@ -94,7 +94,7 @@ from scripts.common import (LOG, InputError, Progress, atomic_path, iter_lines, 
 from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, resolve_compressor
 from scripts.wordpiece import JapaneseTokenizer
 
-CHUNK_CHARS = 1 << 18          # characters of text per tokenisation task (~0.7 MB of Japanese)
+CHUNK_BYTES = 1 << 20          # bytes of text per tokenisation task
 BLOCK_TOKENS = 1 << 20         # layout blocks: about this many tokens, or 1/32 as many sentences
 OUTPUT_BLOCK = 4096            # instances per materialisation task / gzip piece
 
@@ -222,6 +222,7 @@ class Corpus:
     doc_sent: np.ndarray    # int64 (n_documents + 1): first sentence of every document
     shift: int
     lines: int = 0
+    nul_bytes: int = 0
 
     @property
     def id_mask(self) -> int:
@@ -232,48 +233,157 @@ class Corpus:
         return len(self.doc_sent) - 1
 
 
-def _tok_init(tokenizer: JapaneseTokenizer) -> None:
+def _tok_init(tokenizer: JapaneseTokenizer, shift: int) -> None:
     _STATE["tokenizer"] = tokenizer
+    _STATE["shift"] = shift
 
 
-def _tok_task(task):
-    lines, newdoc = task
-    ids, word_start, per_line = _STATE["tokenizer"].encode_lines(lines)
-    nbytes = len("\n".join(lines).encode("utf-8")) - len(lines) + 1
-    return ids, word_start, per_line, newdoc, nbytes
+@dataclass
+class _Chunk:
+    """A tokenised piece of the input, in input order (made by a worker)."""
+    tokens: np.ndarray       # packed ids of the chunk's lines
+    per_line: np.ndarray     # int32 token count of every non-blank line
+    newdoc: np.ndarray       # bool per non-blank line: a blank line came before it (in this chunk)
+    pending_break: bool      # the chunk ends with blank lines
+    lines: int               # lines read (blank ones included)
+    nbytes: int
+    nul_bytes: int = 0
+    bad_line: int = 0        # 1-based line number within the chunk of invalid UTF-8 (0: none)
+    bad_message: str = ""
 
 
-def _read_chunks(path, stats: dict, chunk_chars: int = CHUNK_CHARS):
-    """Yield ``(stripped non-blank lines, newdoc flags)`` chunks of the input (in the main
-    process: an :class:`InputError` from reading propagates from here)."""
+def _split_lines(text: str) -> tuple[list[str], list[bool], bool, int]:
+    """Stripped non-blank lines of ``text`` (split at "\n" only, as files are read), a "blank
+    line before it" flag per line, whether the text ends with blank lines, and the line count."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the text ends with a line end
+    kept: list[str] = []
+    flags: list[bool] = []
+    add, flag = kept.append, flags.append
+    pending = False
+    for s in map(str.strip, lines):
+        if s:
+            add(s)
+            flag(pending)
+            pending = False
+        else:
+            pending = True
+    return kept, flags, pending, len(lines)
+
+
+def _read_range(path, start: int, end: int) -> tuple[str | None, int, _Chunk | None]:
+    """The text of bytes ``[start, end)`` (cut at line ends) without NUL bytes, their count, or
+    an error chunk naming the line (as :func:`scripts.common.iter_lines` would)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    if len(data) != end - start:
+        raise InputError(path, f"file changed while being read (short read at byte {start + len(data)})")
+    nul = data.count(b"\0")
+    if nul:
+        data = data.replace(b"\0", b"")
+    try:
+        return data.decode("utf-8"), nul, None
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        msg = f"invalid UTF-8 at byte {e.start - line_start} ({e.reason})"
+        empty = np.zeros(0, np.int32)
+        return None, nul, _Chunk(empty, empty, np.zeros(0, bool), False, 0, 0, nul,
+                                 data.count(b"\n", 0, e.start) + 1, msg)
+
+
+def _tok_task(task) -> _Chunk:
+    """Tokenise one chunk: ``("range", path, start, end)`` is read here (in the worker, so the
+    main process never touches the text of an uncompressed shard); ``("lines", lines, flags,
+    nbytes)`` comes from the main process (compressed inputs)."""
+    if task[0] == "range":
+        _, path, start, end = task
+        text, nul, error = _read_range(path, start, end)
+        if error is not None:
+            return error
+        kept, flags, pending, n_lines = _split_lines(text)
+        del text
+        nbytes = end - start
+    else:
+        _, kept, flags, nbytes = task
+        pending, n_lines, nul = False, 0, 0
+    tok: JapaneseTokenizer = _STATE["tokenizer"]
+    shift = _STATE["shift"]
+    dtype = np.uint16 if shift == 15 else np.uint32
+    if not kept:
+        empty = np.zeros(0, np.int32)
+        return _Chunk(np.zeros(0, dtype), empty, np.zeros(0, bool), pending, n_lines, nbytes, nul)
+    ids, word_start, per_line = tok.encode_lines(kept)
+    packed = ids.astype(dtype)
+    packed |= (~word_start).astype(dtype) << dtype(shift)
+    return _Chunk(packed, per_line.astype(np.int32), np.array(flags, bool), pending, n_lines, nbytes, nul)
+
+
+def _plan_ranges(path, chunk_bytes: int):
+    """``("range", path, start, end)`` tasks: consecutive byte ranges of about ``chunk_bytes``,
+    each ending just after a line end (or at the end of the file)."""
+    size = os.path.getsize(path)
+    start = 0
+    with open(path, "rb") as fh:
+        while start < size:
+            pos = start + chunk_bytes
+            if pos >= size:
+                end = size
+            else:
+                fh.seek(pos)
+                end = size
+                while True:
+                    buf = fh.read(1 << 16)
+                    if not buf:
+                        break
+                    i = buf.find(b"\n")
+                    if i >= 0:
+                        end = pos + i + 1
+                        break
+                    pos += len(buf)
+            yield ("range", path, start, end)
+            start = end
+
+
+def _read_chunks(path, stats: dict, chunk_bytes: int = CHUNK_BYTES):
+    """``("lines", ...)`` tasks read in the main process (compressed inputs: an
+    :class:`InputError` from reading propagates from here)."""
     lines: list[str] = []
     flags: list[bool] = []
-    chars = 0
-    pending_break = True
+    nbytes = 0
+    pending_break = False
     lineno = 0
     try:
-        for lineno, text in iter_lines(path):
+        for lineno, text in iter_lines(path, stats=stats):
             s = text.strip()
+            nbytes += len(text.encode("utf-8")) + 1
             if not s:
                 pending_break = True
                 continue
             lines.append(s)
             flags.append(pending_break)
             pending_break = False
-            chars += len(s)
-            if chars >= chunk_chars:
-                yield lines, np.array(flags, bool)
-                lines, flags, chars = [], [], 0
+            if nbytes >= chunk_bytes:
+                yield ("lines", lines, flags, nbytes)
+                lines, flags, nbytes = [], [], 0
     finally:
         stats["lines"] = lineno
     if lines:
-        yield lines, np.array(flags, bool)
+        yield ("lines", lines, flags, nbytes)
 
 
-def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_chars: int = CHUNK_CHARS) -> Corpus:
+def _is_compressed(path) -> bool:
+    return str(path).endswith((".gz", ".xz", ".bz2"))
+
+
+def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: int = CHUNK_BYTES) -> Corpus:
     """Tokenise a shard into a :class:`Corpus` (ordered, parallel for ``threads > 1``).
 
-    The result does not depend on ``threads`` nor on ``chunk_chars`` (the size of a task).
+    An uncompressed shard is cut into byte ranges at line ends, and each worker reads, decodes
+    and splits its own range; a compressed one is read by the main process. The result does not
+    depend on ``threads`` nor on ``chunk_bytes`` (the size of a task): a chunk's first line
+    starts a document when a blank line ends the chunk before it.
     """
     shift = 15 if tokenizer.vocab_size <= 1 << 15 else 31
     dtype = np.uint16 if shift == 15 else np.uint32
@@ -281,7 +391,8 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_chars: i
         size = os.path.getsize(path)
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror}") from None
-    if str(path).endswith((".gz", ".xz", ".bz2")):
+    compressed = _is_compressed(path)
+    if compressed:
         size *= 4
     tokens = _Grow(dtype, size // 2 + 1024)
     sent_len = _Grow(np.int32, size // 64 + 1024)
@@ -289,17 +400,30 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_chars: i
     n_sent = 0
     last_doc_key = -1
     breaks_before = 0
-    reader_stats = {"lines": 0}
+    reader_stats: dict = {"lines": 0}
+    lines_done = 0
+    nul_bytes = 0
+    pending = True  # the first line starts a document
     progress = Progress("tokenised", unit="lines")
-    _tok_init(tokenizer)
-    with _pool(threads, _tok_init, (tokenizer,)) as pool:
-        for ids, word_start, per_line, newdoc, nbytes in _imap(pool, _tok_task,
-                                                               _read_chunks(path, reader_stats, chunk_chars)):
-            packed = ids.astype(dtype)
-            packed |= (~word_start).astype(dtype) << dtype(shift)
-            tokens.extend(packed)
+    tasks = _read_chunks(path, reader_stats, chunk_bytes) if compressed else _plan_ranges(path, chunk_bytes)
+    _tok_init(tokenizer, shift)
+    with _pool(threads, _tok_init, (tokenizer, shift)) as pool:
+        for ch in _imap(pool, _tok_task, tasks):
+            if ch.bad_line:
+                raise InputError(path, ch.bad_message, lines_done + ch.bad_line)
+            lines_done += ch.lines
+            nul_bytes += ch.nul_bytes
+            newdoc = ch.newdoc
+            if newdoc.size:
+                newdoc[0] |= pending
+                pending = ch.pending_break
+            else:
+                pending = pending or ch.pending_break
+            tokens.extend(ch.tokens)
+            per_line = ch.per_line
             keys = breaks_before + np.cumsum(newdoc)
-            breaks_before = int(keys[-1])
+            if keys.size:
+                breaks_before = int(keys[-1])
             kept = per_line > 0
             kept_keys = keys[kept]
             if kept_keys.size:
@@ -309,14 +433,18 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_chars: i
                 last_doc_key = int(kept_keys[-1])
                 sent_len.extend(per_line[kept])
                 n_sent += int(kept.sum())
-            progress.update(len(per_line), nbytes=nbytes)
+            progress.update(len(per_line), nbytes=ch.nbytes)
     lens = sent_len.finish()
     sent_off = np.zeros(lens.size + 1, np.int64)
     np.cumsum(lens, out=sent_off[1:])
     del lens
     doc_sent = np.concatenate((doc_first.finish(), [n_sent])).astype(np.int64)
     corpus = Corpus(tokens.finish(), sent_off, doc_sent, shift)
-    corpus.lines = reader_stats["lines"]
+    corpus.lines = reader_stats["lines"] if compressed else lines_done
+    nul_bytes += reader_stats.get("nul_bytes", 0)
+    if nul_bytes:
+        LOG.warning("%s: removed %d NUL bytes", path, nul_bytes)
+    corpus.nul_bytes = nul_bytes
     return corpus
 
 
@@ -669,7 +797,7 @@ def _children_peak_rss_mb() -> float:
 
 def create_pretraining_data(input_path, output_path, vocab_file, subword: str = "wordpiece",
                             mecab_dic: str = "unidic_lite", params: Params = Params(),
-                            threads: int = 1, stats_path=None, chunk_chars: int = CHUNK_CHARS) -> dict:
+                            threads: int = 1, stats_path=None, chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Build the TFRecord file; returns (and writes, if ``stats_path``) the stats dict."""
     params.check()
     params = replace(params, compressor=resolve_compressor(params.compressor))
@@ -681,7 +809,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     input_bytes = os.path.getsize(input_path) if os.path.exists(input_path) else 0
 
     # Phase 1
-    corpus = read_corpus(input_path, tokenizer, threads, chunk_chars)
+    corpus = read_corpus(input_path, tokenizer, threads, chunk_bytes)
     tokenizer.clear_cache()
     t_tok = time.monotonic()
     cpu.append(_cpu_seconds())
@@ -833,8 +961,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layout-block-tokens", type=int, default=BLOCK_TOKENS,
                     help="documents are laid out in blocks of about this many tokens, each with its own "
                          "random stream (the output depends on it, not on --threads)")
-    ap.add_argument("--chunk-chars", type=int, default=CHUNK_CHARS,
-                    help="characters of text per tokenisation task (no effect on the output)")
+    ap.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES,
+                    help="bytes of text per tokenisation task (no effect on the output)")
     ap.add_argument("--stats", help="write counters and timings as JSON here")
     args = ap.parse_args(argv)
     params = Params(max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
@@ -845,10 +973,10 @@ def main(argv=None) -> int:
         params.check()
     except ValueError as e:
         ap.error(str(e))
-    if args.chunk_chars < 1:
-        ap.error("--chunk-chars must be positive")
+    if args.chunk_bytes < 1:
+        ap.error("--chunk-bytes must be positive")
     create_pretraining_data(args.input, args.output, args.vocab_file, args.subword_tokenizer,
-                            args.mecab_dic, params, args.threads, args.stats, args.chunk_chars)
+                            args.mecab_dic, params, args.threads, args.stats, args.chunk_bytes)
     return 0
 
 

@@ -146,10 +146,10 @@ def built(data):
         "wp_seed2": dict(vocab=data["wp_vocab"], seed=2, threads=2),
         "char_t2": dict(vocab=data["char_vocab"], subword="character", threads=2),
         # many small tokenisation tasks (documents cross task boundaries): same bytes as wp_t1
-        "wp_chunks_t2": dict(vocab=data["wp_vocab"], threads=2, extra=["--chunk-chars", "1500"]),
+        "wp_chunks_t2": dict(vocab=data["wp_vocab"], threads=2, extra=["--chunk-bytes", "4500"]),
         # many layout blocks (each with its own random stream): same bytes for 1 and 2 threads
         "wp_blocks_t1": dict(vocab=data["wp_vocab"], threads=1,
-                             extra=["--layout-block-tokens", "4000", "--chunk-chars", "3000"]),
+                             extra=["--layout-block-tokens", "4000", "--chunk-bytes", "9000"]),
         "wp_blocks_t2": dict(vocab=data["wp_vocab"], threads=2, extra=["--layout-block-tokens", "4000"]),
     }.items():
         vocab = kw.pop("vocab")
@@ -521,13 +521,33 @@ def test_no_documents_is_an_input_error(data, tmp_path):
 
 
 def test_invalid_utf8_names_file_and_line(data, tmp_path):
+    head = "東京は日本の首都である。\n大阪もある。\n\n".encode() * 40  # 120 lines
     bad = tmp_path / "bad.txt"
-    bad.write_bytes("東京は日本の首都である。\n大阪もある。\n\n".encode() + b"\xff\xfe broken\n" + "京都。\n".encode())
-    for threads in (1, 2):
-        proc, out, _ = run_cli(tmp_path, bad, data["wp_vocab"], f"bad{threads}", threads=threads, check=False)
+    bad.write_bytes(head + b"ok \xff\xfe broken\n" + "京都。\n".encode())
+    # one task, and tasks of ~64 bytes (the bad line is in a late one: line numbers add up)
+    for threads, chunk in ((1, 1 << 20), (2, 1 << 20), (1, 64), (2, 64)):
+        proc, out, _ = run_cli(tmp_path, bad, data["wp_vocab"], f"bad{threads}_{chunk}", threads=threads,
+                               check=False, extra=["--chunk-bytes", str(chunk)])
         assert proc.returncode == 2, proc.stderr
-        assert f"{bad}:4" in proc.stderr and "invalid UTF-8" in proc.stderr
+        assert f"{bad}:121: invalid UTF-8 at byte 3" in proc.stderr, proc.stderr[-2000:]
         assert not out.exists()
+
+
+def test_compressed_input_and_nul_bytes_give_the_same_records(data, built, tmp_path):
+    """A .gz shard is read by the main process, a plain one in byte ranges by the workers:
+    same records; NUL bytes are removed (and counted) either way."""
+    text = Path(data["corpus"]).read_bytes()
+    gz = tmp_path / "corpus.txt.gz"
+    gz.write_bytes(gzip.compress(text, mtime=0))
+    proc, out, stats = run_cli(tmp_path, gz, data["wp_vocab"], "gz_t2", threads=2,
+                               extra=["--chunk-bytes", "5000"])
+    assert out.read_bytes() == built["wp_t1"]["out"].read_bytes()
+    nul = tmp_path / "nul.txt"
+    cut = text.index(b"\n", len(text) // 2)
+    nul.write_bytes(text[:cut] + b"\0\0" + text[cut:])
+    proc, out, stats = run_cli(tmp_path, nul, data["wp_vocab"], "nul_t2", threads=2)
+    assert out.read_bytes() == built["wp_t1"]["out"].read_bytes()
+    assert "removed 2 NUL bytes" in proc.stderr
 
 
 def test_single_short_document_and_character_vocab(data, tmp_path):
