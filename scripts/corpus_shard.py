@@ -13,20 +13,24 @@ order given (``.xz``/``.gz``/plain, streamed); a document never spans two input 
 
 * ``cc100``: every line goes through :func:`scripts.textclean.clean_paragraph` (NFKC, control and
   non-printable characters dropped, whitespace collapsed; optional MeCab sentence split and length
-  filters, 0 = no limit).  Cleaning runs in ``--threads`` processes through a bounded, ordered
-  map, so shards are identical for every thread count.
+  filters, 0 = no limit).
 * ``sentences``: lines are copied as they are.
+
+Parallelism: the main process only decompresses and cuts the stream into blocks of whole lines
+(~1 MB, :func:`read_blocks`); ``--threads`` worker processes decode, clean and split them into
+per-document pieces of output bytes, through a bounded, ordered map; the main process then draws
+a shard per document and writes the pieces.  Shards are identical for every thread count.
 
 Assignment: each document that has at least one surviving line is sent whole to one shard drawn
 with ``random.Random(seed).randrange(num_shards)`` (one draw per written document, in input
 order), like the recipe's ``merge_split_corpora.py`` but seeded per run.  *Decision:* the
 standard-library Mersenne Twister is used because its stream is stable across Python and numpy
 versions, so a seed names the same shards everywhere.  Each shard is UTF-8 with LF line ends:
-lines of a document, then one blank line; never a leading blank line.  Memory is bounded by one
-chunk of lines per worker (documents are not buffered).
+lines of a document, then one blank line; never a leading blank line.  Memory is bounded by
+a few blocks per worker (documents are not buffered).
 
 Stats (``--stats``): ``documents`` (written), ``documents_per_shard``, ``lines_per_shard``,
-``lines_in`` / ``lines_written``, ``lines_dropped`` by reason (``empty`` after cleaning,
+``lines_in`` (every line read, skipped ones included) / ``lines_written``, ``lines_dropped`` by reason (``empty`` after cleaning,
 ``too_short``, ``too_long``), ``documents_empty_after_cleaning``, ``skipped`` by reason, bytes in
 and out, ``seconds``, the seed and settings.
 
@@ -42,19 +46,22 @@ renamed together only on success.  Whitespace-only lines are not document separa
 from __future__ import annotations
 
 import argparse
+import collections
+import gzip
 import logging
+import lzma
 import os
 import random
 import time
+import zlib
 from collections import Counter
 
-from scripts.common import AtomicFiles, InputError, chunked, Progress, iter_lines, run_cli, write_json
+from scripts.common import AtomicFiles, InputError, Progress, open_binary, run_cli, write_json
 from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph, ordered_map
 
 LOG = logging.getLogger("bertja.corpus_shard")
 
-CHUNK_LINES = 4096
-CHUNK_CHARS = 1 << 21
+BLOCK_BYTES = 1 << 20  # uncompressed bytes of whole lines per worker task
 FORMATS = ("cc100", "sentences")
 
 
@@ -63,43 +70,35 @@ def shard_name(i: int) -> str:
     return f"corpus_{i:02d}.txt"
 
 
-def iter_raw_lines(inputs, skip: SkipLog, counters: Counter, progress: Progress | None = None):
-    """Yield each input line as a string, and ``None`` at a document boundary (a blank line and
-    the end of every input)."""
-    for path in inputs:
-        if not os.path.exists(path):
-            raise InputError(path, "input not found")
-        LOG.info("reading %s", path)
-        io_stats: dict = {}
-        nul_seen = 0
-        n_lines = n_bytes = 0  # progress is updated in batches: this loop runs per line
-        for lineno, line in iter_lines(path, on_bad_utf8="skip", stats=io_stats):
-            n_lines += 1
-            n_bytes += len(line.encode("utf-8")) + 1
-            if n_lines == 4096:
-                counters["lines_in"] += n_lines
-                counters["bytes_in_uncompressed"] += n_bytes
-                if progress is not None:
-                    progress.update(n_lines, n_bytes)
-                n_lines = n_bytes = 0
-            nul = io_stats.get("nul_bytes", 0)
-            if nul != nul_seen:
-                nul_seen = nul
-                skip("nul_lines", path, lineno, "line contains NUL bytes")
-                continue
-            yield None if line == "" else line
-        counters["lines_in"] += n_lines
-        counters["bytes_in_uncompressed"] += n_bytes
-        if progress is not None:
-            progress.update(n_lines, n_bytes)
-        counters["bad_utf8_lines"] += io_stats.get("bad_utf8_lines", 0)
-        counters["nul_bytes"] += io_stats.get("nul_bytes", 0)
-        yield None
+def read_blocks(path, block_bytes: int = 0):
+    """Yield ``(first_line_number, bytes)`` blocks of whole lines of a (possibly compressed) file.
 
-
-def _chunks(items, max_lines: int = 0, max_chars: int = 0):
-    return chunked(items, max_lines or CHUNK_LINES, max_chars or CHUNK_CHARS,
-                   size=lambda item: len(item) if item is not None else 0)
+    This is all the main process does with the text: decompression and cutting at line ends run
+    in C; decoding, cleaning and document splitting happen in the workers. A truncated or
+    corrupt archive raises :class:`InputError` naming the file and the last line read.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    lineno = 1  # number of the first line of the next block
+    carry = b""
+    try:
+        with open_binary(path) as fh:
+            while True:
+                data = fh.read(block_bytes)
+                if not data:
+                    break
+                if carry:
+                    data = carry + data
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # no line end yet: a very long line
+                    carry = data
+                    continue
+                block, carry = data[:cut], data[cut:]
+                yield lineno, block
+                lineno += block.count(b"\n")
+        if carry:
+            yield lineno, carry  # the last line has no line end
+    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise InputError(path, f"corrupt or truncated archive after line {lineno - 1}: {e}", lineno) from None
 
 
 _WORKER: dict = {}
@@ -111,15 +110,82 @@ def _init_worker(fmt: str, split: bool, min_length: int, max_length: int) -> Non
     _WORKER["min"], _WORKER["max"] = min_length, max_length
 
 
-def _clean_chunk(chunk) -> tuple[list, dict]:
-    """Per item: ``None`` (document boundary) or the list of output lines for that input line."""
-    if _WORKER["fmt"] == "sentences":
-        return [None if item is None else [item] for item in chunk], {}
-    counts: Counter = Counter()
-    splitter, lo, hi = _WORKER["splitter"], _WORKER["min"], _WORKER["max"]
-    out = [None if item is None else clean_paragraph(item, splitter, lo, hi, counts)
-           for item in chunk]
-    return out, dict(counts)
+def _decode_lines(block: bytes, first: int, skips: list, stats: Counter) -> list:
+    """The block's lines as ``(line_number, text)`` pairs, CR stripped; a line with NUL bytes or
+    invalid UTF-8 is left out and recorded in ``skips`` as ``(reason, line_number, detail)``."""
+    if b"\0" not in block:
+        try:
+            lines = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            lines = None
+        else:
+            if lines[-1] == "":
+                lines.pop()
+            return list(enumerate((line.rstrip("\r") for line in lines), first))
+    raw_lines = block.split(b"\n")
+    if raw_lines[-1] == b"":
+        raw_lines.pop()
+    out = []
+    for lineno, raw in enumerate(raw_lines, first):
+        if b"\0" in raw:
+            stats["nul_bytes"] += raw.count(b"\0")
+            skips.append(("nul_lines", lineno, "line contains NUL bytes"))
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            skips.append(("bad_utf8_lines", lineno, f"invalid UTF-8 at byte {e.start} ({e.reason})"))
+            continue
+        out.append((lineno, text.rstrip("\r")))
+    return out
+
+
+def _clean_block(task) -> tuple[list, dict, list, int, int]:
+    """Clean one block of lines into document pieces.
+
+    Returns ``(pieces, dropped, skips, lines, nul_bytes)``: each piece is ``(text, n_lines, raw_seen, ends)``
+    -- the UTF-8 output lines of one document within this block, how many, whether any input
+    line of the document was seen (even if cleaned away), and whether a blank line ends the
+    document here (else it goes on in the next block).
+    """
+    first, block = task
+    fmt, splitter = _WORKER["fmt"], _WORKER["splitter"]
+    lo, hi = _WORKER["min"], _WORKER["max"]
+    skips: list = []
+    stats: Counter = Counter()
+    dropped: Counter = Counter()
+    lines = _decode_lines(block, first, skips, stats)
+    pieces = []
+    out: list[str] = []
+    raw_seen = False
+    for _, line in lines:
+        if line == "":
+            pieces.append((("\n".join(out) + "\n").encode("utf-8") if out else b"", len(out), raw_seen, True))
+            out, raw_seen = [], False
+            continue
+        raw_seen = True
+        if fmt == "sentences":
+            out.append(line)
+        else:
+            out.extend(clean_paragraph(line, splitter, lo, hi, dropped))
+    if out or raw_seen:
+        pieces.append((("\n".join(out) + "\n").encode("utf-8") if out else b"", len(out), raw_seen, False))
+    n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    return pieces, dict(dropped), skips, n_lines, stats["nul_bytes"]
+
+
+def _blocks(inputs, counters: Counter, progress: Progress | None = None):
+    """All inputs' blocks in order, ``None`` after each input (a document never spans two)."""
+    for path in inputs:
+        if not os.path.exists(path):
+            raise InputError(path, "input not found")
+        LOG.info("reading %s", path)
+        for first, block in read_blocks(path):
+            counters["bytes_in_uncompressed"] += len(block)
+            if progress is not None:
+                progress.update(0, len(block))
+            yield path, (first, block)
+        yield path, None
 
 
 def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", seed: int = 0,
@@ -140,37 +206,60 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
     bytes_per_shard = [0] * num_shards
     rng = random.Random(seed)
     progress = Progress(f"corpus_shard {', '.join(inputs)}", unit="lines")
-    items = iter_raw_lines(inputs, skip, counters, progress)
-    workers = threads if fmt == "cc100" else 1
-    results = ordered_map(_clean_chunk, _chunks(items), workers, _init_worker,
+    # The input-end markers do not go to the workers: the ordered map sees blocks only, and the
+    # markers are re-attached in order from this queue.
+    order: collections.deque = collections.deque()
+
+    def blocks():
+        for path, task in _blocks(inputs, counters, progress):
+            order.append((path, task is None))
+            if task is not None:
+                yield task
+
+    results = ordered_map(_clean_block, blocks(), threads, _init_worker,
                           (fmt, split_sentences, min_length, max_length))
     paths = [os.path.join(output_dir, shard_name(i + 1)) for i in range(num_shards)]
     with AtomicFiles() as af:
-        files = [af.open(p, "w", encoding="utf-8", newline="\n", buffering=1 << 20) for p in paths]
+        files = [af.open(p, "wb", buffering=1 << 20) for p in paths]
         cur = None        # shard of the current document, drawn at its first output line
         raw_in_doc = False
-        for out, counts in results:
+
+        def end_document():
+            nonlocal cur, raw_in_doc
+            if cur is not None:
+                files[cur].write(b"\n")
+                bytes_per_shard[cur] += 1
+                docs_per_shard[cur] += 1
+                cur = None
+            elif raw_in_doc:
+                counters["documents_empty_after_cleaning"] += 1
+            raw_in_doc = False
+
+        for pieces, counts, skips, n_lines, nul in results:
+            # Every marker queued before this block's entry is an input end that comes first.
+            while order[0][1]:
+                order.popleft()
+                end_document()
+            path = order.popleft()[0]
             dropped.update(counts)
-            for lines in out:
-                if lines is None:
-                    if cur is not None:
-                        files[cur].write("\n")
-                        bytes_per_shard[cur] += 1
-                        docs_per_shard[cur] += 1
-                        cur = None
-                    elif raw_in_doc:
-                        counters["documents_empty_after_cleaning"] += 1
-                    raw_in_doc = False
-                    continue
-                raw_in_doc = True
-                if not lines:
-                    continue
-                if cur is None:
-                    cur = rng.randrange(num_shards)
-                text = "\n".join(lines) + "\n"
-                files[cur].write(text)
-                lines_per_shard[cur] += len(lines)
-                bytes_per_shard[cur] += len(text.encode("utf-8"))
+            counters["lines_in"] += n_lines
+            counters["nul_bytes"] += nul
+            progress.update(n_lines)
+            for reason, lineno, detail in skips:
+                skip(reason, path, lineno, detail)
+            for text, n_out, raw_seen, ends in pieces:
+                raw_in_doc |= raw_seen
+                if n_out:
+                    if cur is None:
+                        cur = rng.randrange(num_shards)
+                    files[cur].write(text)
+                    lines_per_shard[cur] += n_out
+                    bytes_per_shard[cur] += len(text)
+                if ends:
+                    end_document()
+        while order:
+            order.popleft()
+            end_document()
         documents = sum(docs_per_shard)
         empty = [shard_name(i + 1) for i, n in enumerate(docs_per_shard) if n == 0]
         if empty:
@@ -179,8 +268,6 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
                              f"({len(empty)} shard(s) would be empty, e.g. {empty[0]}); lower "
                              f"num_shards")
     skips = dict(skip.counts)
-    if counters["bad_utf8_lines"]:
-        skips["bad_utf8_lines"] = counters["bad_utf8_lines"]
     seconds = time.monotonic() - t0
     stats = {
         "inputs": inputs,
@@ -204,12 +291,13 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
         "bytes_in_uncompressed": counters["bytes_in_uncompressed"],
         "bytes_out": sum(bytes_per_shard),
         "seconds": round(seconds, 3),
+        "mb_per_s": round(counters["bytes_in_uncompressed"] / 1e6 / max(seconds, 1e-9), 2),
     }
     if stats_path:
         write_json(stats_path, stats)
-    LOG.info("built %d shards in %s: %s documents, %s lines (%s lines read, %s skipped; %.1f s)",
+    LOG.info("built %d shards in %s: %s documents, %s lines (%s lines read, %s skipped; %.1f s, %.1f MB/s)",
              num_shards, output_dir, f"{documents:,}", f"{stats['lines_written']:,}",
-             f"{stats['lines_in']:,}", f"{stats['skipped_total']:,}", seconds)
+             f"{stats['lines_in']:,}", f"{stats['skipped_total']:,}", seconds, stats["mb_per_s"])
     return stats
 
 

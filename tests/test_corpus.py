@@ -429,14 +429,22 @@ def test_shard_documents_whole_and_deterministic(tmp_path):
     assert stats["lines_per_shard"] == [sum(len(x) for x in d) for d in shards]
 
 
-def test_shard_threads_identical(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus_shard, "CHUNK_LINES", 7)
+def test_shard_threads_and_block_size_identical(tmp_path, monkeypatch):
+    """Blocks of 64 bytes (documents span many blocks) or 7 (shorter than a line: carried over)
+    on 1 or 2 threads, two inputs: the same shards as one block per input."""
     src = write_xz(tmp_path / "ja.txt.xz", cc100_text(50))
-    corpus_shard.shard_corpus([src], tmp_path / "a", 3, seed=5, threads=1)
-    corpus_shard.shard_corpus([src], tmp_path / "b", 3, seed=5, threads=2, split_sentences=False)
-    for i in range(1, 4):
-        assert (tmp_path / "a" / f"corpus_{i:02d}.txt").read_bytes() == \
-            (tmp_path / "b" / f"corpus_{i:02d}.txt").read_bytes()
+    src2 = write_xz(tmp_path / "ja2.txt.xz", "\n\n" + cc100_text(7) + "末尾の行。")  # no final line end
+    ref = corpus_shard.shard_corpus([src, src2], tmp_path / "a", 3, seed=5, threads=1)
+    for name, block, threads in (("b", 64, 2), ("c", 7, 1), ("d", 7, 2)):
+        monkeypatch.setattr(corpus_shard, "BLOCK_BYTES", block)
+        st = corpus_shard.shard_corpus([src, src2], tmp_path / name, 3, seed=5, threads=threads)
+        for i in range(1, 4):
+            assert (tmp_path / "a" / f"corpus_{i:02d}.txt").read_bytes() == \
+                (tmp_path / name / f"corpus_{i:02d}.txt").read_bytes(), (name, i)
+        for key in ("documents_per_shard", "lines_per_shard", "lines_in", "lines_dropped",
+                    "bytes_in_uncompressed", "bytes_out"):
+            assert st[key] == ref[key], (name, key)
+    assert ref["documents"] == 58
 
 
 def test_shard_cc100_cleaning_and_sentence_split(tmp_path):
