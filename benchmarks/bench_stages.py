@@ -73,6 +73,7 @@ import platform
 import random
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -863,52 +864,68 @@ def stage_pretraining(ctx) -> dict:
     wp, ch = ensure_vocabs(ctx)
     mb = corpus.stat().st_size / 1e6
 
-    def ceiling(tag):
-        c = measure([sys.executable, "-c", CEILING_CODE, str(corpus), str(ROOT)], ctx.log(f"ceiling_{tag}"),
-                    f"MeCab-only ceiling ({tag})")
-        c.update(input_mb=mb, mb_s=mb / c["wall_s"], mb_cpu_s=mb / c["cpu_s"])
+    def ceiling(tag, procs=1):
+        """MeCab alone: ``procs`` processes at once, each parsing the whole corpus (the fair
+        reference for a ``--threads procs`` run: cores that share caches, memory bandwidth or
+        a physical core run slower together than alone)."""
+        cmd = [sys.executable, "-c", CEILING_CODE, str(corpus), str(ROOT)]
+        if procs > 1:
+            cmd = ["bash", "-c", " & ".join([" ".join(map(shlex.quote, cmd))] * procs) + "; wait"]
+        c = measure(cmd, ctx.log(f"ceiling_{tag}_p{procs}"), f"MeCab-only ceiling ({tag}, {procs} process(es))")
+        c.update(procs=procs, input_mb=mb, mb_s=mb / c["wall_s"], mb_cpu_s=mb * procs / c["cpu_s"])
         return c
 
-    # The ceiling is measured before and after the runs (the machine's speed drifts); the
-    # ratios use the mean of the two.
-    ceil_before = ceiling("before")
+    def mean_of(a, b):
+        m = dict(b)
+        for k in ("wall_s", "cpu_s", "mb_s", "mb_cpu_s", "peak_rss_mb"):
+            m[k] = (a[k] + b[k]) / 2
+        m["load_before"] = a["load_before"]
+        m["other_cores"] = (a["other_cores"] + b["other_cores"]) / 2
+        return m
+
+    # The ceiling is measured before and after the runs (the machine's speed drifts), alone and
+    # with as many processes at once as each thread count; the ratios use the mean of the two.
+    procs_list = sorted(set(ctx.args.threads) | {1})
+    ceil_before = {p: ceiling("before", p) for p in procs_list}
     runs = []
     for subword, vocab in (("wordpiece", wp), ("character", ch)):
         if subword not in ctx.args.subwords:
             continue
         for t in ctx.args.threads:
             runs.append(run_pd(ctx, corpus, vocab, subword, t, f"{subword}_t{t}"))
-    ceil_after = ceiling("after")
-    ceil = dict(ceil_after)
-    for k in ("wall_s", "cpu_s", "mb_s", "mb_cpu_s", "peak_rss_mb"):
-        ceil[k] = (ceil_before[k] + ceil_after[k]) / 2
-    ceil["load_before"] = ceil_before["load_before"]
-    ceil["other_cores"] = (ceil_before["other_cores"] + ceil_after["other_cores"]) / 2
+    ceil_after = {p: ceiling("after", p) for p in procs_list}
+    ceils = {p: mean_of(ceil_before[p], ceil_after[p]) for p in procs_list}
+    ceil = ceils[1]
     rows = []
     for r in runs:
+        c = ceils[r["threads"]]
+        r["vs_ceiling"] = r["mb_s_core"] / c["mb_s"]
+        r["vs_ceiling_1proc"] = r["mb_s_core"] / ceil["mb_s"]
         rows.append([r["subword"], r["threads"], f"{r['input_mb']:.1f}", f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}",
                      f"{r['mb_s']:.2f}", f"{r['mb_s_core']:.2f}", f"{r['mb_cpu_s']:.2f}", f"{r['inst_s']:,.0f}",
                      f"{r['instances']:,}", f"{r['peak_rss_mb']:.0f}", f"{r['tree_pss_mb']:.0f}",
-                     f"{r['mb_s_core'] / ceil['mb_s']:.0%}", f"{r['mb_cpu_s'] / ceil['mb_cpu_s']:.0%}",
+                     f"{r['vs_ceiling']:.0%}", f"{r['vs_ceiling_1proc']:.0%}",
+                     f"{r['mb_cpu_s'] / c['mb_cpu_s']:.0%}",
                      f"{r['mb_s_core'] / REF['pd_mb_s_core']:.1f}x",
                      "/".join(f"{r['phases'][k]:.1f}" for k in ("tokenize", "layout", "write")), load_str(r)])
-    for c, name in ((ceil_before, "MeCab before"), (ceil_after, "MeCab after")):
-        rows.append([name, 1, f"{mb:.1f}", f"{c['wall_s']:.1f}", f"{c['cpu_s']:.1f}", f"{c['mb_s']:.2f}",
-                     f"{c['mb_s']:.2f}", f"{c['mb_cpu_s']:.2f}", "", "", f"{c['peak_rss_mb']:.0f}", "",
-                     f"{c['mb_s'] / ceil['mb_s']:.0%}", f"{c['mb_cpu_s'] / ceil['mb_cpu_s']:.0%}",
-                     f"{c['mb_s'] / REF['pd_mb_s_core']:.1f}x", "", load_str(c)])
-    rows.append(["MeCab mean", 1, f"{mb:.1f}", f"{ceil['wall_s']:.1f}", f"{ceil['cpu_s']:.1f}", f"{ceil['mb_s']:.2f}",
-                 f"{ceil['mb_s']:.2f}", f"{ceil['mb_cpu_s']:.2f}", "", "", f"{ceil['peak_rss_mb']:.0f}", "",
-                 "100%", "100%", f"{ceil['mb_s'] / REF['pd_mb_s_core']:.1f}x", "", load_str(ceil)])
+    for p in procs_list:
+        for c, name in ((ceil_before[p], "MeCab before"), (ceil_after[p], "MeCab after"), (ceils[p], "MeCab mean")):
+            rows.append([name, f"{p} proc", f"{mb:.1f}", f"{c['wall_s']:.1f}", f"{c['cpu_s']:.1f}", "",
+                         f"{c['mb_s']:.2f}", f"{c['mb_cpu_s']:.2f}", "", "", f"{c['peak_rss_mb']:.0f}", "",
+                         f"{c['mb_s'] / ceils[p]['mb_s']:.0%}", f"{c['mb_s'] / ceil['mb_s']:.0%}", "",
+                         f"{c['mb_s'] / REF['pd_mb_s_core']:.1f}x", "", load_str(c)])
     a = ctx.args
     settings = f"seq {a.max_seq_length}, max_pred {a.max_predictions}, dupe {a.dupe_factor}"
     ctx.report.append(table(
         f"4. Pretraining data (scripts.create_pretraining_data; {settings}, masked 0.15) on the "
         f"{mb:.1f} MB corpus",
         ["tokenizer", "thr", "MB", "wall s", "CPU s", "MB/s", "MB/s/core", "MB/CPU-s", "inst/s", "instances",
-         "RSS MB", "tree PSS MB", "vs ceil", "CPU vs ceil", "vs ref", "tok/layout/write s", "load/other"], rows,
-        [f"MeCab: the ceiling, measured before and after the runs; vs ceil: MB/s/core / mean MeCab-only MB/s; "
-         f"CPU vs ceil: MB/CPU-s / MeCab-only MB/CPU-s; vs ref: MB/s/core "
+         "RSS MB", "tree PSS MB", "vs ceil", "vs 1-proc ceil", "CPU vs ceil", "vs ref", "tok/layout/write s",
+         "load/other"], rows,
+        [f"MeCab: the ceiling, measured before and after the runs, with 1 process and with as many processes "
+         f"at once as the run's threads (MB/s/core: each process parses the whole corpus); vs ceil: MB/s/core / "
+         f"mean MeCab-only MB/s per process at the run's thread count; vs 1-proc ceil: against one process "
+         f"alone; CPU vs ceil: MB/CPU-s / MeCab-only MB/CPU-s; vs ref: MB/s/core "
          f"/ {REF['pd_mb_s_core']} (reference: ~{REF['pd_inst_s']:,} instances/s, MeCab ceiling ~"
          f"{REF['mecab_ceiling_mb_s']} MB/s/core)",
          f"compressor: {runs[0]['compressor']}; RSS = peak of the largest process, tree PSS = peak of the "
@@ -940,7 +957,8 @@ def stage_pretraining(ctx) -> dict:
          f"extrapolated peak RSS at these settings: {(base_mb + slope * 0.6e9 / 2**20) / 1024:.2f} GiB for a "
          f"0.6 GB shard, "
          f"{(base_mb + slope * 1.2e9 / 2**20) / 1024:.2f} GiB for 1.2 GB"]))
-    return {"ceiling": ceil, "ceiling_before": ceil_before, "ceiling_after": ceil_after, "runs": runs,
+    return {"ceiling": ceil, "ceilings": {str(p): c for p, c in ceils.items()},
+            "ceiling_before": ceil_before, "ceiling_after": ceil_after, "runs": runs,
             "rss_points": points, "rss_slope_bytes_per_byte": slope,
             "rss_intercept_mb": base_mb, "vocab_wordpiece": str(wp), "vocab_character": str(ch)}
 

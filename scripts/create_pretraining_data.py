@@ -40,28 +40,31 @@ line (NFKC, MeCab, WordPiece with ``##`` / characters, [UNK] rules): see :mod:`s
 Design, for speed and memory (the reference keeps Python lists of token strings and Python
 ``TrainingInstance`` objects for the whole shard: ~54 bytes of RAM per input byte, ~0.165 MB/s):
 
-1. **Tokenise once.** Lines are NFKC-normalised and segmented with MeCab (wakati, one parse per
-   line) in ordered chunks, in a ``multiprocessing`` pool for ``--threads > 1``; words map to ids
-   through a bounded word -> ids cache (Japanese word types repeat heavily). The shard becomes
-   flat numpy arrays: token ids packed with a "continues a word" flag in the top bit (uint16
-   when the vocabulary has <= 32768 entries, else uint32), sentence token offsets and document
-   sentence offsets -- 2 bytes of RAM per token (+8 per sentence), reused by every dupe pass.
+1. **Tokenise once.** An uncompressed shard is cut into ~1 MB byte ranges at line ends; each
+   worker of a ``multiprocessing`` pool (``--threads``) reads, decodes and splits its own range
+   (the main process never handles the text), NFKC-normalises and segments the lines with MeCab
+   (wakati, one parse per line) and maps words to ids through a bounded word -> ids cache
+   (Japanese word types repeat heavily). The shard becomes flat numpy arrays: token ids packed
+   with a "continues a word" flag in the top bit (uint16 when the vocabulary has <= 32768
+   entries, else uint32), sentence token offsets and document sentence offsets -- 2 bytes of
+   RAM per token (+8 per sentence), reused by every dupe pass. (Compressed inputs are read by
+   the main process.)
 2. **Layout.** Per (dupe pass, block of documents) -- blocks cut by token/sentence counts, never
-   by thread count -- a Python loop over chunks (bisect over sentence offsets, random numbers
-   pre-drawn in bulk from a ``np.random.Generator(PCG64)`` seeded with
+   by thread count -- a compiled loop over chunks (:func:`scripts.kernels.layout_documents`;
+   random numbers pre-drawn in bulk from a ``np.random.Generator(PCG64)`` seeded with
    ``SeedSequence(seed, spawn_key=(1, dupe, block))``) yields compact instance descriptors
    (A start/length, B start/length in the token array, flags); B of random-next instances and
    the truncation (a binomial number of front drops) are vectorised. Descriptors take 13 bytes
    per instance (uint32 offsets for shards of < 2**32 tokens).
 3. **Shuffle** all descriptors with one seeded permutation (the reference shuffles all instances).
-4. **Materialise** blocks of 4096 instances (``spawn_key=(2, block)``): gather tokens, find the
-   word groups with one scan, order them at random per row (a SIMD row sort of int32 keys
-   ``random << b | group``), fill greedily (one cumsum for the prefix that fits, a short loop
-   for the rows left with room), replace 80/10/10; then :class:`scripts.tfrecord.ExampleEncoder`
-   serialises the block to framed TFRecord bytes with numpy, and the block is raw-deflated as an
-   independent piece of one gzip member (CRC-32s combined). Pieces are made in parallel and
-   written in block order, so the output bytes depend on the input, vocabulary, parameters,
-   seed and compressor only -- never on ``--threads``.
+4. **Materialise** blocks of 4096 instances (``spawn_key=(2, block)``): a compiled scan gathers
+   the tokens and finds the word groups, numpy orders them at random per row (a SIMD row sort of
+   int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, numpy
+   replaces 80/10/10; :class:`scripts.tfrecord.ExampleEncoder` serialises the block to framed
+   TFRecord bytes (compiled, CRC32C included), and the block is raw-deflated as an independent
+   piece of one gzip member (CRC-32s combined). Pieces are made in parallel and written in block
+   order, so the output bytes depend on the input, vocabulary, parameters, seed and compressor
+   only -- never on ``--threads``.
 5. **Compression** is the largest cost after MeCab: the output is ~10x the input before
    compression. ``--gzip-level`` defaults to 1 (zlib level 1 runs at ~100 MB/s here and
    compresses within ~10% of level 6, TensorFlow's default, which is ~2x slower);
@@ -70,6 +73,10 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
 6. Memory: besides the arrays above, a few tens of MB of per-block temporaries; glibc is told to
    keep freed memory (``mallopt``) so blocks reuse pages instead of faulting in new ones.
 
+The compiled parts (:mod:`scripts.kernels`, numba) are warmed up in the main process before the
+workers fork, so they inherit the machine code. They were checked byte for byte against the
+previous pure-numpy implementation (same random streams, same bytes).
+
 Random numbers come from numpy's PCG64 streams, not Python's ``random``: the output is not
 bit-identical to the reference scripts, only statistically equivalent.
 """
@@ -77,7 +84,6 @@ bit-identical to the reference scripts, only statistically equivalent.
 from __future__ import annotations
 
 import argparse
-import bisect
 import collections
 import contextlib
 import multiprocessing as mp
@@ -89,6 +95,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from scripts import kernels
 from scripts.common import (LOG, InputError, Progress, atomic_path, iter_lines, peak_rss_mb, run_cli,
                             write_json)
 from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, resolve_compressor
@@ -481,6 +488,27 @@ def truncated_lengths(la: np.ndarray, lb: np.ndarray, max_num: int) -> tuple[np.
     return np.where(a_longer, a1, a2), np.where(a_longer, b1, b2)
 
 
+def _layout_pool_draws(rng: np.random.Generator, run):
+    """Run ``run(pool)`` with the uniforms a lazily refilled retry pool would have drawn.
+
+    The reference draws retries 256 at a time when needed. ``run`` reports how many it used
+    (``-1``: the pool was too short); the generator is left where the lazy pool would leave it,
+    so the draws that follow do not depend on how long a pool was tried.
+    """
+    state = rng.bit_generator.state
+    size = 256
+    while True:
+        rng.bit_generator.state = state
+        res, used = run(rng.random(size))
+        if used >= 0:
+            break
+        size *= 4
+    rng.bit_generator.state = state
+    if used:
+        rng.random(256 * -(-used // 256))
+    return res
+
+
 def _layout_task(task):
     """Instances of documents ``[d0, d1)`` for one dupe pass: descriptor arrays + counters."""
     dupe, block, d0, d1 = task
@@ -488,100 +516,42 @@ def _layout_task(task):
     p: Params = st["params"]
     corpus: Corpus = st["corpus"]
     sent_off, doc_sent = corpus.sent_off, corpus.doc_sent
-    n_docs_total = corpus.n_docs
     rng = _rng(p.seed, 1, dupe, block)
     s0, s1 = int(doc_sent[d0]), int(doc_sent[d1])
     nd, ns = d1 - d0, s1 - s0
-    cum = sent_off[s0:s1 + 1].tolist()
-    dstart = (doc_sent[d0:d1 + 1] - s0).tolist()
-    draws = rng.random(2 * nd + 4 * ns).tolist()
-    retry_pool: list[float] = []
+    cum = sent_off[s0:s1 + 1]
+    dstart = doc_sent[d0:d1 + 1] - s0
+    draws = rng.random(2 * nd + 4 * ns)
     max_num = p.max_seq_length - 3
-    short_prob = p.short_seq_prob
-    bisect_left = bisect.bisect_left
-    a_s: list[int] = []          # first sentence of A (block-local)
-    a_e: list[int] = []          # end sentence of A (exclusive)
-    b_e: list[int] = []          # end sentence of B for an actual next; -1 for a random next
-    r_doc: list[int] = []        # random next: document, uniform for its start sentence, target
-    r_u: list[float] = []
-    t_b: list[int] = []
-    short_ranges: list[tuple[int, int]] = []
-    add_s, add_e, add_b = a_s.append, a_e.append, b_e.append
-    add_rd, add_ru, add_tb = r_doc.append, r_u.append, t_b.append
-    k = 0
-    short_docs = 0
-    forced = 0
-    for d in range(nd):
-        i, end = dstart[d], dstart[d + 1]
-        target = max_num
-        is_short = draws[k] < short_prob
-        k += 1
-        if is_short:
-            target = 2 + int(draws[k] * (max_num - 1))  # randint(2, max_num)
-            k += 1
-            short_docs += 1
-            first_inst = len(a_s)
-        this_doc = d0 + d
-        while i < end:
-            e = bisect_left(cum, cum[i] + target, i + 1, end)
-            n = e - i
-            add_s(i)
-            if n >= 2:
-                a_end = i + 1 + int(draws[k] * (n - 1))  # randint(1, n - 1) sentences
-                add_e(a_end)
-                if draws[k + 1] >= 0.5:  # actual next
-                    k += 2
-                    add_b(e)
-                    i = e
-                    continue
-                k += 2
-            else:
-                a_end = i + 1
-                add_e(a_end)
-                forced += 1  # a one-sentence chunk always takes a random B
-            rd = int(draws[k] * n_docs_total)
-            if rd == this_doc and n_docs_total > 1:
-                for _ in range(9):
-                    if not retry_pool:
-                        retry_pool = rng.random(256).tolist()[::-1]
-                    rd = int(retry_pool.pop() * n_docs_total)
-                    if rd != this_doc:
-                        break
-            add_b(-1)
-            add_rd(rd)
-            add_ru(draws[k + 1])
-            k += 2
-            add_tb(target - (cum[a_end] - cum[i]))
-            i = a_end  # the unused sentences of the chunk are put back
-        if is_short:
-            short_ranges.append((first_inst, len(a_s)))
-    n_inst = len(a_s)
-    a_s_arr = np.array(a_s, np.int64) + s0
-    a_e_arr = np.array(a_e, np.int64) + s0
-    b_e_arr = np.array(b_e, np.int64)
-    rand = b_e_arr < 0
+
+    def run(pool):
+        out = kernels.layout_documents(cum, dstart, draws, pool, p.short_seq_prob, max_num, corpus.n_docs, d0)
+        return out, int(out[-1][4])
+
+    a_s, a_e, b_e, r_doc, r_u, t_b, short, counters = _layout_pool_draws(rng, run)
+    n_inst, short_docs, forced = int(counters[0]), int(counters[2]), int(counters[3])
+    a_s_arr = a_s + s0
+    a_e_arr = a_e + s0
+    rand = b_e < 0
     a_tok = sent_off[a_s_arr]
     la = sent_off[a_e_arr] - a_tok
     b_tok = np.empty(n_inst, np.int64)
     lb = np.empty(n_inst, np.int64)
     nr = ~rand
     b_tok[nr] = sent_off[a_e_arr[nr]]
-    lb[nr] = sent_off[b_e_arr[nr] + s0] - b_tok[nr]
-    if r_doc:
-        rd = np.array(r_doc, np.int64)
-        first, last = doc_sent[rd], doc_sent[rd + 1]
-        rs = first + np.floor(np.array(r_u, np.float64) * (last - first)).astype(np.int64)
+    lb[nr] = sent_off[b_e[nr] + s0] - b_tok[nr]
+    if r_doc.size:
+        first, last = doc_sent[r_doc], doc_sent[r_doc + 1]
+        rs = first + np.floor(r_u * (last - first)).astype(np.int64)
         rs = np.minimum(rs, last - 1)
-        want = sent_off[rs] + np.array(t_b, np.int64)
+        want = sent_off[rs] + t_b
         be = np.clip(np.searchsorted(sent_off, want, side="left"), rs + 1, last)
         b_tok[rand] = sent_off[rs]
         lb[rand] = sent_off[be] - sent_off[rs]
     la2, lb2 = truncated_lengths(la, lb, max_num)
     a_tok += rng.binomial(la - la2, 0.5)
     b_tok += rng.binomial(lb - lb2, 0.5)
-    flags = rand.astype(np.uint8)
-    for lo, hi in short_ranges:
-        flags[lo:hi] |= 2
+    flags = rand.astype(np.uint8) | short
     off_dtype = st["off_dtype"]
     return {
         "a_tok": a_tok.astype(off_dtype), "la": la2.astype(np.uint16),
@@ -612,153 +582,76 @@ def make_encoder(p: Params, vocab_size: int) -> ExampleEncoder:
 def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: dict | None = None):
     """Feature arrays of a block of instances (and counters): tokens, masks, labels.
 
-    Whole-word groups are found in "group space": a candidate token starts a group unless it
-    continues a word whose previous token is a candidate too (a word cut by truncation at a
-    segment start is the part inside the segment). Every row sorts int32 keys ``random << b |
-    group`` (SIMD row sort) for a random group order; the greedy fill takes the prefix that fits
-    with one cumsum and scans on only for the rows left with room.
+    :func:`scripts.kernels.instance_groups` builds the ids and the whole-word groups (a group
+    starts at a candidate token unless it continues a word whose previous token is a candidate
+    too: a word cut by truncation at a segment start is the part inside the segment). Every
+    row's groups are put in random order by sorting ``random << b | group`` keys (the random
+    bits drawn here, one row of ``max groups`` per instance), and
+    :func:`scripts.kernels.greedy_fill` takes each group iff it still fits (never splitting a
+    word). Then 80 % [MASK], 10 % unchanged, 10 % a random vocabulary id.
     """
     st = _STATE
     p: Params = st["params"]
     corpus: Corpus = st["corpus"]
-    cls_id, sep_id, mask_id = st["cls_id"], st["sep_id"], st["mask_id"]
+    mask_id = st["mask_id"]
     L, P = p.max_seq_length, p.max_predictions_per_seq
     n = a_tok.shape[0]
-    idx_t = np.int32 if corpus.tokens.size < 1 << 31 else np.int64
-    la = la.astype(np.int32)
-    lb = lb.astype(np.int32)
+    ids, gcol, gsz, ng, n_cand = kernels.instance_groups(
+        a_tok, la, b_tok, lb, corpus.tokens, corpus.id_mask, corpus.shift, st["cls_id"], st["sep_id"],
+        st["literal_specials"], L)
+    la = la.astype(np.int64)
     ntok = la + lb + 3
-    j = np.arange(L, dtype=np.int32)
-    # Token ids: [CLS] A [SEP] B [SEP] [PAD]...
-    in_b = j >= (la + 2)[:, None]
-    src = np.where(in_b, (b_tok.astype(idx_t) - (la + 2))[:, None], (a_tok.astype(idx_t) - 1)[:, None])
-    src += j
-    np.clip(src, 0, corpus.tokens.size - 1, out=src)
-    raw = corpus.tokens[src]
-    del src
-    valid = (j >= 1) & (j < (ntok - 1)[:, None])
-    valid[np.arange(n), la + 1] = False
-    ids = raw & raw.dtype.type(corpus.id_mask)  # uint16 (or uint32 for vocabularies > 32768)
-    ids *= valid
-    ids[:, 0] = cls_id
-    ids[np.arange(n), la + 1] = sep_id
-    ids[np.arange(n), ntok - 1] = sep_id
-    cont = (raw >> raw.dtype.type(corpus.shift)).astype(bool)
-    del raw
-    if st["literal_specials"]:  # [CLS]/[SEP] written in the text are never masked (as in the reference)
-        cand = valid & (ids != cls_id) & (ids != sep_id)
-    else:
-        cand = valid
-    # Whole-word groups.
-    inner = np.zeros((n, L), bool)
-    inner[:, 1:] = cont[:, 1:] & cand[:, :-1]
-    inner &= cand                     # continues the group of the previous token
-    start = cand & ~inner
-    # A group runs from its start to the next boundary: the next group start or a non-candidate
-    # ([SEP], padding, a literal special token). Sizes are needed only for the groups the greedy
-    # fill looks at (about P + 1 per row of ~60-120): without literal specials in the text they
-    # come from the next start and the segment's [SEP]; otherwise from the next boundary after
-    # every position (one reversed running minimum over the block).
-    gstart = np.flatnonzero(start.ravel())
-    ng = np.count_nonzero(start, axis=1)
-    if st["literal_specials"]:
-        size_all = n * L
-        bound_at = np.where((start | ~cand).ravel(), np.arange(size_all, dtype=np.int32), size_all)
-        next_bound = np.minimum.accumulate(bound_at[::-1])[::-1]
-        gsize_all = next_bound[gstart + 1] - gstart  # the last position is never a start
-        del bound_at, next_bound
-
-        def group_sizes(g, row):
-            return gsize_all[g]
-    else:
-        gstart_next = np.append(gstart[1:], n * L)
-        sep_a = la.astype(np.int64) + 1  # column of the [SEP] after A, and of the last [SEP]
-        sep_b = ntok.astype(np.int64) - 1
-
-        def group_sizes(g, row):
-            s0 = gstart[g]
-            base = row * L
-            end = base + np.where(s0 - base <= sep_a[row], sep_a[row], sep_b[row])
-            return np.minimum(gstart_next[g], end) - s0
-    del inner, start, cont
-    gfirst = np.cumsum(ng) - ng
     gmax = int(ng.max()) if n else 0
     num = np.minimum(P, np.maximum(1, np.round(ntok * p.masked_lm_prob).astype(np.int64)))
-    # Random group order per row: sort int32 keys (random bits << ib | group number).
+    # Random group order per row: sort int32 keys (random bits << ib | group number); numpy's
+    # row sort is vectorised (SIMD), faster than a compiled per-row sort.
     ib = max(gmax - 1, 1).bit_length()
     keys = rng.integers(0, 1 << (31 - ib), (n, gmax), dtype=np.int32)
     keys <<= ib
     keys |= np.arange(gmax, dtype=np.int32)
     keys[np.arange(gmax) >= ng[:, None]] = np.iinfo(np.int32).max  # no such group: last
     keys.sort(axis=1)
-    order = keys
-    order &= (1 << ib) - 1
-    # Greedy fill (the reference's loop: a group is taken iff it still fits). Every group has
-    # >= 1 token and num <= P, so the prefix that fits lies within the first P + 1 ranks: one
-    # cumsum there; rows left with room after their first misfit scan on one rank at a time.
-    h = min(gmax, P + 1)
-    head_ok = np.arange(h) < ng[:, None]
-    head_g = np.where(head_ok, gfirst[:, None] + order[:, :h], 0)
-    rows = np.arange(n)
-    head_sz = np.where(head_ok, group_sizes(head_g, rows[:, None]), 0)
-    cs = np.cumsum(head_sz, axis=1)
-    taken = (cs <= num[:, None]) & head_ok
-    f = taken.sum(axis=1)
-    rem = num - np.concatenate((np.zeros((n, 1), cs.dtype), cs), axis=1)[rows, f]
-    t_rows, t_cols = np.nonzero(taken)
-    tg_parts, tr_parts = [head_g[t_rows, t_cols]], [t_rows]
-    active = np.flatnonzero((rem > 0) & (f + 1 < ng))
-    r = f[active] + 1
-    while active.size:
-        g = gfirst[active] + order[active, r]
-        s = group_sizes(g, active)
-        ok = s <= rem[active]
-        tg_parts.append(g[ok])
-        tr_parts.append(active[ok])
-        rem[active] -= np.where(ok, s, 0)
-        r = r + 1
-        keep = (rem[active] > 0) & (r < ng[active])
-        active, r = active[keep], r[keep]
-    tg = np.concatenate(tg_parts)
-    psize = group_sizes(tg, np.concatenate(tr_parts))
-    total = int(psize.sum())
-    mpos = np.repeat(gstart[tg] - (np.cumsum(psize) - psize), psize) + np.arange(total)
-    mpos.sort()
-    mr, mc = np.divmod(mpos, L)
+    keys &= (1 << ib) - 1
+    mcol, mcount = kernels.greedy_fill(keys, ng, gcol, gsz, num, P)
+    del keys, gcol, gsz
+    in_row = np.arange(P) < mcount[:, None]
+    mr = np.repeat(np.arange(n), mcount)
+    mc = mcol[in_row]  # row by row, columns ascending
     m = mr.size
-    # 80% [MASK], 10% unchanged, 10% a random vocabulary id.
     orig = ids[mr, mc]
     u = rng.random(m)
     random_ids = st["vocab_ids"][rng.integers(0, st["vocab_ids"].size, m)]
     ids[mr, mc] = np.where(u < 0.8, mask_id, np.where(u < 0.9, orig, random_ids))
-    per_row = np.bincount(mr, minlength=n)
-    slot = mr * P + (np.arange(m) - np.repeat(np.cumsum(per_row) - per_row, per_row))
-    positions = np.zeros(n * P, np.int32)
-    labels = np.zeros(n * P, np.int32)
-    weights = np.zeros(n * P, np.float32)
-    positions[slot] = mc
-    labels[slot] = orig
-    weights[slot] = 1.0
+    labels = np.zeros((n, P), np.int32)
+    labels[in_row] = orig
+    j = np.arange(L)
+    input_mask = j < ntok[:, None]
     nsp = (flags & 1).astype(np.uint8)[:, None]
     arrays = {
         "input_word_ids": ids,
-        "input_mask": j < ntok[:, None],
-        "input_type_ids": in_b & (j < ntok[:, None]),
-        "masked_lm_positions": positions.reshape(n, P),
-        "masked_lm_ids": labels.reshape(n, P),
-        "masked_lm_weights": weights.reshape(n, P),
+        "input_mask": input_mask,
+        "input_type_ids": (j >= (la + 2)[:, None]) & input_mask,
+        "masked_lm_positions": np.where(in_row, mcol, 0),
+        "masked_lm_ids": labels,
+        "masked_lm_weights": in_row.astype(np.float32),
         "next_sentence_labels": nsp,
     }
     counts = {
-        "instances": n, "tokens": int(ntok.sum()), "candidates": int(np.count_nonzero(cand)),
+        "instances": n, "tokens": int(ntok.sum()), "candidates": int(n_cand),
         "masked": m, "masked_as_mask": int(np.count_nonzero(u < 0.8)),
         "masked_kept": int(np.count_nonzero((u >= 0.8) & (u < 0.9))),
         "masked_random": int(np.count_nonzero(u >= 0.9)),
         "random_next": int(nsp.sum()), "short": int(np.count_nonzero(flags & 2)),
         "num_to_predict": int(num.sum()),
     }
-    if debug is not None:
+    if debug is not None:  # token positions in the corpus (-1: not a candidate), for tests
+        in_b = j >= (la + 2)[:, None]
         src = np.where(in_b, (b_tok.astype(np.int64) - (la + 2))[:, None], (a_tok.astype(np.int64) - 1)[:, None]) + j
+        valid = (j >= 1) & (j < (ntok - 1)[:, None]) & (j != (la + 1)[:, None])
+        cand = valid
+        if st["literal_specials"]:
+            cand = valid & (ids != st["cls_id"]) & (ids != st["sep_id"])
+            cand[mr, mc] = True  # masked positions were candidates (their ids changed above)
         masked = np.zeros((n, L), bool)
         masked[mr, mc] = True
         debug.update(src=np.where(cand, src, -1), valid=valid, cand=cand, masked=masked, arrays=arrays)
@@ -832,6 +725,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
                   cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
                   mask_id=tokenizer.vocab["[MASK]"], literal_specials=literal_specials,
                   off_dtype=np.uint32 if n_tokens < 1 << 32 else np.int64)
+    kernels.warm_up(corpus.tokens.dtype, _STATE["off_dtype"])  # before the fork: workers inherit the code
     blocks = layout_blocks(corpus, params.block_tokens)
     tasks = [(dupe, b, int(blocks[b]), int(blocks[b + 1]))
              for dupe in range(params.dupe_factor) for b in range(len(blocks) - 1)]

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 GROUPS = {
     "data": ["numpy", "mecab-python3", "fugashi", "unidic-lite", "tokenizers", "sentencepiece",
-             "google-crc32c", "isal", "pyyaml"],
+             "google-crc32c", "isal", "numba", "llvmlite", "pyyaml"],
     "train": ["tensorflow", "tf-keras", "tf-models-official", "tensorflow-text", "setuptools", "numpy",
               "pyyaml", "google-crc32c"],
     "convert": ["tensorflow", "tf-keras", "tf-models-official", "tensorflow-text", "setuptools", "torch",

@@ -14,11 +14,9 @@ Wire formats (public specifications, implemented here from scratch):
   stream with an empty final block) so compression can run in parallel and still give one
   byte-identical file; the member CRC-32 is combined from the pieces' CRCs (:func:`crc32_combine`).
 
-The vectorised encoder (:class:`ExampleEncoder`) serialises a whole batch of examples with numpy:
-every example is laid out in a row of byte "slots" (a constant template plus, for multi-byte
-varints, 4 slots per value with flags saying which bytes are used); one ``np.compress`` of the
-slot matrix gives the concatenated, canonical (minimal-varint) records. Only the per-record
-CRC32C needs a Python-level call.
+The batch encoder (:class:`ExampleEncoder`) serialises a whole batch of examples, framing and
+CRC32C included, in one compiled loop (:mod:`scripts.kernels`); the per-record functions below
+are the simple reference it is tested against.
 """
 
 from __future__ import annotations
@@ -63,12 +61,6 @@ def crc32c(data: bytes) -> int:
 
 def mask_crc(crc: int) -> int:
     return ((((crc >> 15) | (crc << 17)) & _U32) + MASK_DELTA) & _U32
-
-
-def mask_crc_array(crc: np.ndarray) -> np.ndarray:
-    c = crc.astype(np.uint64)
-    return ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(_U32)) + np.uint64(MASK_DELTA)) \
-        & np.uint64(_U32)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -389,39 +381,8 @@ def write_records(path, records: Iterable[bytes], compress: bool = True, level: 
 
 
 # ---------------------------------------------------------------------------------------------
-# Vectorised batch encoder
+# Batch encoder
 # ---------------------------------------------------------------------------------------------
-
-
-def _varint_width(max_value: int) -> int:
-    width = 1
-    while max_value >= 1 << (7 * width):
-        width += 1
-    return width
-
-
-def _varint_len(v: np.ndarray) -> np.ndarray:
-    """Varint byte length of non-negative int64 values (< 2**28)."""
-    return 1 + (v >= 1 << 7).astype(np.int64) + (v >= 1 << 14) + (v >= 1 << 21)
-
-
-def _varint_u32(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Varints of values < 2**28 packed little-endian in uint32, and their used-byte flags."""
-    v = values.astype(np.uint32)
-    packed = np.zeros(v.shape, np.uint32)
-    used = np.ones(v.shape, np.uint32)
-    for i in range(4):
-        byte = (v >> np.uint32(7 * i)) & np.uint32(0x7F)
-        if i < 3:
-            byte |= (v >= 1 << (7 * (i + 1))).astype(np.uint32) << np.uint32(7)
-        packed |= byte << np.uint32(8 * i)
-        if i:
-            used |= (v >= 1 << (7 * i)).astype(np.uint32) << np.uint32(8 * i)
-    return packed.astype("<u4"), used.astype("<u4")
-
-
-def _align4(col: int) -> int:
-    return -(-col // 4) * 4
 
 
 class ExampleEncoder:
@@ -429,27 +390,17 @@ class ExampleEncoder:
 
     ``features``: ``[(name, kind, length, max_value)]`` with kind ``"int64"`` (non-negative
     values ``<= max_value < 2**24``) or ``"float"`` (float32). :meth:`encode` takes ``{name: (n,
-    length) array}`` and returns the TFRecord stream of the ``n`` records (uint8 array) and the
-    record count; the bytes equal ``frame_record(encode_example(...))`` for every row.
-
-    Row layout ("slots"): the 12 framing bytes, ``0x0A`` and the features length, then per
-    feature (sorted by name) its map entry ``0x0A E 0x0A klen key 0x12 V tag L 0x0A P payload``,
-    then the 4 data-CRC bytes. Features whose payload size is fixed (floats, 0/1 values) have
-    all lengths baked into a template row. Multi-byte varints (values, and the lengths of
-    variable features) get 4 slots at 4-aligned columns and are written as uint32 words (from a
-    per-feature table for values) with a matching uint32 of "byte used" flags; one
-    ``np.compress`` of the slot matrix by the flags yields the records, canonical varints.
+    length) array}`` and returns the TFRecord stream of the ``n`` records (a uint8 array, valid
+    until the next call) and the record count; the bytes equal ``frame_record(encode_example(
+    ...))`` for every row (features in sorted name order, minimal varints). The work is done by
+    the compiled :func:`scripts.kernels.encode_examples`, CRC32C included.
     """
 
     def __init__(self, features: list[tuple[str, str, int, int]]):
         self.features = sorted(features)
-        self._max = {}
-        # 0-7 record length, 8-11 its CRC, 12 the Example's tag (0x0A), 16-19 the features length
-        self._features_len_at = 16
-        cols = 20
-        template: list[tuple[int, int]] = [(12, 0x0A)]   # (column, byte) of constant kept bytes
-        self._layout = []
-        self._const_features_len = 0
+        kinds, cols, lengths, keys = [], [], [], []
+        n_int = n_float = 0
+        bound = 12 + 4 + 1 + 5
         for name, kind, length, max_value in self.features:
             key = name.encode("utf-8")
             if len(key) >= 128:
@@ -458,129 +409,46 @@ class ExampleEncoder:
                 raise ValueError(f"{name}: unknown kind {kind!r}")
             if kind == "int64" and not 0 <= max_value < 1 << 24:
                 raise ValueError(f"{name}: values must lie in [0, 2**24)")
-            self._max[name] = max_value
-            width = 4 if kind == "float" else _varint_width(max_value)
-            item = {"name": name, "kind": kind, "length": length, "width": width}
-            list_tag = 0x12 if kind == "float" else 0x1A
-            if kind == "float" or width == 1:  # fixed payload size: every length is a constant
-                p_len = width * length
-                l_len = 1 + len(_varint(p_len)) + p_len
-                v_len = 1 + len(_varint(l_len)) + l_len
-                e_len = 2 + len(key) + 1 + len(_varint(v_len)) + v_len
-                head = (b"\x0a" + _varint(e_len) + b"\x0a" + bytes([len(key)]) + key + b"\x12" + _varint(v_len)
-                        + bytes([list_tag]) + _varint(l_len) + b"\x0a" + _varint(p_len))
-                template += [(cols + i, b) for i, b in enumerate(head)]
-                item["payload"] = cols + len(head)
-                cols = item["payload"] + width * length
-                item["fixed"] = True
-                self._const_features_len += 1 + len(_varint(e_len)) + e_len
-            else:  # 4 aligned slots for each length varint and each value
-                item["fixed"] = False
-                item["key_len"] = len(key)
-                template.append((cols, 0x0A))
-                item["e"] = _align4(cols + 1)
-                c = item["e"] + 4
-                template += [(c + i, b) for i, b in enumerate(b"\x0a" + bytes([len(key)]) + key + b"\x12")]
-                item["v"] = _align4(c + 3 + len(key))
-                template.append((item["v"] + 4, list_tag))
-                item["l"] = _align4(item["v"] + 5)
-                template.append((item["l"] + 4, 0x0A))
-                item["p"] = _align4(item["l"] + 5)
-                item["payload"] = item["p"] + 4
-                cols = item["payload"] + 4 * length
-            self._layout.append(item)
-        self._crc_at = cols
-        self.n_cols = _align4(cols + 4)
-        tpl = np.zeros(self.n_cols, np.uint8)
-        keep = np.zeros(self.n_cols, bool)
-        keep[:12] = True
-        for c, b in template:
-            tpl[c] = b
-            keep[c] = True
-        for item in self._layout:
-            if item["fixed"]:
-                nb = item["width"] * item["length"]
-                keep[item["payload"]:item["payload"] + nb] = True
-        keep[self._crc_at:self._crc_at + 4] = True
-        self._template = tpl
-        self._keep = keep
-        self._len_crc_cache: dict[int, int] = {}
-        self._luts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._buf: tuple[np.ndarray, np.ndarray] | None = None
-
-    def _lut(self, name: str):
-        lut = self._luts.get(name)
-        if lut is None:
-            lut = self._luts[name] = _varint_u32(np.arange(self._max[name] + 1))
-        return lut
+            kinds.append(1 if kind == "float" else 2 if max_value < 128 else 0)  # 2: one byte per value
+            cols.append(n_float if kind == "float" else n_int)
+            if kind == "float":
+                n_float += length
+            else:
+                n_int += length
+            lengths.append(length)
+            keys.append(key)
+            bound += 4 * 6 + 2 + len(key) + 4 * length  # headers with 5-byte varints, values <= 4 bytes
+        self._kind = np.array(kinds, np.int64)
+        self._col = np.array(cols, np.int64)
+        self._length = np.array(lengths, np.int64)
+        self._keys = np.frombuffer(b"".join(keys) or b"\0", np.uint8)
+        self._key_len = np.array([len(k) for k in keys], np.int64)
+        self._key_off = np.concatenate(([0], np.cumsum(self._key_len)[:-1])).astype(np.int64)
+        self._n_int, self._n_float = n_int, n_float
+        self._row_bound = bound
+        self._out = np.zeros(0, np.uint8)
 
     def encode(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        from scripts.kernels import CRC32C_TABLES, encode_examples
+
         first = next(iter(arrays.values()))
         n = first.shape[0]
         if n == 0:
             return np.zeros(0, np.uint8), 0
-        if self._buf is None or self._buf[0].shape[0] < n:
-            # The constant slots never change: the buffers are filled from the template once and
-            # reused; every variable slot is rewritten for each batch.
-            self._buf = (np.tile(self._template, (n, 1)), np.tile(self._keep, (n, 1)))
-        mat, keep = self._buf[0][:n], self._buf[1][:n]
-        mat32 = mat.view("<u4")
-        keep32 = keep.view("<u4")
-        features_len = np.full(n, self._const_features_len, np.int64)
-        for item in self._layout:
-            name, length, pay = item["name"], item["length"], item["payload"]
+        ints = np.empty((n, max(self._n_int, 1)), np.int32)
+        floats = np.zeros((n, max(self._n_float, 1)), np.uint32)
+        for (name, kind, length, max_value), col in zip(self.features, self._col):
             vals = arrays[name]
             if vals.shape != (n, length):
                 raise ValueError(f"{name}: expected shape {(n, length)}, got {vals.shape}")
-            if item["kind"] == "float":
-                mat[:, pay:pay + 4 * length] = np.ascontiguousarray(vals, "<f4").view(np.uint8).reshape(n, -1)
-                continue
-            if item["fixed"]:
-                mat[:, pay:pay + length] = vals
-                continue
-            lut_bytes, lut_used = self._lut(name)
-            v = vals.astype(np.intp, copy=False)
-            c0 = pay // 4
-            mat32[:, c0:c0 + length] = lut_bytes[v]
-            keep32[:, c0:c0 + length] = lut_used[v]
-            p_len = np.full(n, length, np.int64)
-            for i in range(1, item["width"]):
-                p_len += np.count_nonzero(v >= 1 << (7 * i), axis=1)
-            l_len = 1 + _varint_len(p_len) + p_len          # list message: 0x0A P payload
-            v_len = 1 + _varint_len(l_len) + l_len          # feature: tag L list
-            e_len = 2 + item["key_len"] + 1 + _varint_len(v_len) + v_len
-            for field, value in (("p", p_len), ("l", l_len), ("v", v_len), ("e", e_len)):
-                packed, used = _varint_u32(value)
-                mat32[:, item[field] // 4] = packed
-                keep32[:, item[field] // 4] = used
-            features_len += 1 + _varint_len(e_len) + e_len
-        packed, used = _varint_u32(features_len)
-        mat32[:, self._features_len_at // 4] = packed
-        keep32[:, self._features_len_at // 4] = used
-        data_len = 1 + _varint_len(features_len) + features_len
-        if int(data_len.max()) >= 1 << 28:
-            raise ValueError("record too large for the batch encoder")
-        # Framing: length (8 bytes LE) and its masked CRC (cached per distinct length).
-        mat[:, 0:8] = data_len.astype("<u8").view(np.uint8).reshape(n, 8)
-        uniq, inv = np.unique(data_len, return_inverse=True)
-        mat32[:, 2] = np.array([self._len_crc(int(x)) for x in uniq], "<u4")[inv]
-        out = np.compress(keep.ravel(), mat.ravel())
-        # Data CRCs: one call per record on the compressed stream, then patch the 4 CRC bytes.
-        rec_len = data_len + 16
-        starts = np.zeros(n, np.int64)
-        np.cumsum(rec_len[:-1], out=starts[1:])
-        raw = out.tobytes()
-        value = _crc32c_value or _crc32c_py
-        s_list = (starts + 12).tolist()
-        e_list = (starts + 12 + data_len).tolist()
-        data_crc = np.fromiter((value(raw[s:e]) for s, e in zip(s_list, e_list)), np.uint64, count=n)
-        masked = mask_crc_array(data_crc).astype("<u4").view(np.uint8).reshape(n, 4)
-        out[(starts + 12 + data_len)[:, None] + np.arange(4)] = masked
-        return out, n
-
-    def _len_crc(self, length: int) -> int:
-        c = self._len_crc_cache.get(length)
-        if c is None:
-            c = masked_crc32c(struct.pack("<Q", length))
-            self._len_crc_cache[length] = c
-        return c
+            if kind == "float":
+                floats[:, col:col + length] = np.ascontiguousarray(vals, "<f4").view(np.uint32)
+            else:
+                if vals.size and (vals.min() < 0 or vals.max() > max_value):
+                    raise ValueError(f"{name}: values must lie in [0, {max_value}]")
+                ints[:, col:col + length] = vals
+        if self._out.size < n * self._row_bound:
+            self._out = np.empty(n * self._row_bound, np.uint8)
+        end = encode_examples(ints, floats, self._kind, self._col, self._length, self._keys, self._key_off,
+                              self._key_len, self._out, CRC32C_TABLES)
+        return self._out[:end], n

@@ -663,3 +663,44 @@ def test_a_dead_worker_fails_instead_of_hanging():
             list(cpd._imap(pool, _exit_on_three, range(8)))
     with cpd._pool(2) as pool:  # order is kept
         assert list(cpd._imap(pool, abs, range(-20, 0))) == list(range(20, 0, -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled kernels
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kernel_crc32c_equals_google_crc32c():
+    from scripts import kernels
+
+    rng = np.random.default_rng(4)
+    buf = np.frombuffer(rng.bytes(5000), np.uint8)
+    for s, e in ((0, 0), (0, 1), (3, 11), (7, 4096), (1, 5000)):
+        got = int(kernels.masked_crc32c(buf, s, e, kernels.CRC32C_TABLES))
+        assert got == tfrecord.masked_crc32c(buf[s:e].tobytes()), (s, e)
+
+
+@pytest.mark.parametrize("needed", [0, 1, 255, 256, 257, 1000, 5000])
+def test_retry_pool_draws_like_a_lazily_refilled_pool(needed):
+    """The layout kernel gets a pre-drawn pool of uniforms (longer ones when it runs out); what it
+    sees and where the generator is left must equal the reference's refills of 256 on demand."""
+    import scripts.create_pretraining_data as cpd
+
+    lazy = cpd._rng(9, 1, 0, 0)
+    seen_lazy = []
+    pool: list[float] = []
+    for _ in range(needed):
+        if not pool:
+            pool = lazy.random(256).tolist()[::-1]
+        seen_lazy.append(pool.pop())
+    tried = []
+
+    def run(p):
+        tried.append(p.size)
+        return (p[:needed].tolist() if p.size >= needed else None), (needed if p.size >= needed else -1)
+
+    rng = cpd._rng(9, 1, 0, 0)
+    seen = cpd._layout_pool_draws(rng, run)
+    assert seen == seen_lazy
+    assert rng.random() == lazy.random()  # the generator is left where the lazy pool leaves it
+    assert tried[-1] >= needed and all(t < needed for t in tried[:-1])
