@@ -59,10 +59,10 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
 3. **Shuffle** all descriptors with one seeded permutation (the reference shuffles all instances).
 4. **Materialise** blocks of 4096 instances (``spawn_key=(2, block)``): a compiled scan gathers
    the tokens and finds the word groups, numpy orders them at random per row (a SIMD row sort of
-   int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, numpy
-   replaces 80/10/10; :class:`scripts.tfrecord.ExampleEncoder` serialises the block to framed
-   TFRecord bytes (compiled, CRC32C included), and the block is raw-deflated as an independent
-   piece of one gzip member (CRC-32s combined). Pieces are made in parallel and written in block
+   int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, and the
+   80/10/10 replacements are drawn; :func:`scripts.kernels.encode_pretraining` serialises the
+   block straight from these compact arrays to framed TFRecord bytes (CRC32C included), and the
+   block is raw-deflated as an independent piece of one gzip member (CRC-32s combined). Pieces are made in parallel and written in block
    order, so the output bytes depend on the input, vocabulary, parameters, seed and compressor
    only -- never on ``--threads``.
 5. **Compression** is the largest cost after MeCab: the output is ~10x the input before
@@ -580,7 +580,7 @@ def make_encoder(p: Params, vocab_size: int) -> ExampleEncoder:
 
 
 def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: dict | None = None):
-    """Feature arrays of a block of instances (and counters): tokens, masks, labels.
+    """A block of instances masked (a :class:`Block`, and counters).
 
     :func:`scripts.kernels.instance_groups` builds the ids and the whole-word groups (a group
     starts at a candidate token unless it continues a word whose previous token is a candidate
@@ -614,48 +614,84 @@ def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: di
     keys &= (1 << ib) - 1
     mcol, mcount = kernels.greedy_fill(keys, ng, gcol, gsz, num, P)
     del keys, gcol, gsz
-    in_row = np.arange(P) < mcount[:, None]
     mr = np.repeat(np.arange(n), mcount)
-    mc = mcol[in_row]  # row by row, columns ascending
+    mc = mcol[np.arange(P) < mcount[:, None]]  # row by row, columns ascending
     m = mr.size
     orig = ids[mr, mc]
     u = rng.random(m)
     random_ids = st["vocab_ids"][rng.integers(0, st["vocab_ids"].size, m)]
-    ids[mr, mc] = np.where(u < 0.8, mask_id, np.where(u < 0.9, orig, random_ids))
-    labels = np.zeros((n, P), np.int32)
-    labels[in_row] = orig
-    j = np.arange(L)
-    input_mask = j < ntok[:, None]
-    nsp = (flags & 1).astype(np.uint8)[:, None]
-    arrays = {
-        "input_word_ids": ids,
-        "input_mask": input_mask,
-        "input_type_ids": (j >= (la + 2)[:, None]) & input_mask,
-        "masked_lm_positions": np.where(in_row, mcol, 0),
-        "masked_lm_ids": labels,
-        "masked_lm_weights": in_row.astype(np.float32),
-        "next_sentence_labels": nsp,
-    }
+    new_ids = np.where(u < 0.8, mask_id, np.where(u < 0.9, orig, random_ids)).astype(np.int32)
+    block = Block(ids, la, lb.astype(np.int64), (flags & 1).astype(np.int32), mcol, mcount, new_ids)
     counts = {
         "instances": n, "tokens": int(ntok.sum()), "candidates": int(n_cand),
         "masked": m, "masked_as_mask": int(np.count_nonzero(u < 0.8)),
         "masked_kept": int(np.count_nonzero((u >= 0.8) & (u < 0.9))),
         "masked_random": int(np.count_nonzero(u >= 0.9)),
-        "random_next": int(nsp.sum()), "short": int(np.count_nonzero(flags & 2)),
+        "random_next": int(np.count_nonzero(flags & 1)), "short": int(np.count_nonzero(flags & 2)),
         "num_to_predict": int(num.sum()),
     }
     if debug is not None:  # token positions in the corpus (-1: not a candidate), for tests
+        j = np.arange(L)
         in_b = j >= (la + 2)[:, None]
         src = np.where(in_b, (b_tok.astype(np.int64) - (la + 2))[:, None], (a_tok.astype(np.int64) - 1)[:, None]) + j
         valid = (j >= 1) & (j < (ntok - 1)[:, None]) & (j != (la + 1)[:, None])
         cand = valid
         if st["literal_specials"]:
             cand = valid & (ids != st["cls_id"]) & (ids != st["sep_id"])
-            cand[mr, mc] = True  # masked positions were candidates (their ids changed above)
         masked = np.zeros((n, L), bool)
         masked[mr, mc] = True
-        debug.update(src=np.where(cand, src, -1), valid=valid, cand=cand, masked=masked, arrays=arrays)
-    return arrays, counts
+        debug.update(src=np.where(cand, src, -1), valid=valid, cand=cand, masked=masked,
+                     arrays=feature_arrays(block))
+    return block, counts
+
+
+@dataclass
+class Block:
+    """A block of instances after masking, compactly: original ids ``(n, L)``, segment lengths,
+    NSP labels, masked columns per row (ascending) and their replacement ids (flat)."""
+    ids: np.ndarray
+    la: np.ndarray
+    lb: np.ndarray
+    nsp: np.ndarray
+    mcol: np.ndarray
+    mcount: np.ndarray
+    new_ids: np.ndarray
+
+
+def feature_arrays(b: Block) -> dict[str, np.ndarray]:
+    """The feature arrays of a block (numpy; the writer serialises from the block directly)."""
+    n, L = b.ids.shape
+    P = b.mcol.shape[1]
+    in_row = np.arange(P) < b.mcount[:, None]
+    mr = np.repeat(np.arange(n), b.mcount)
+    mc = b.mcol[in_row]
+    ids = b.ids.copy()
+    ids[mr, mc] = b.new_ids
+    labels = np.zeros((n, P), np.int32)
+    labels[in_row] = b.ids[mr, mc]
+    j = np.arange(L)
+    ntok = b.la + b.lb + 3
+    input_mask = j < ntok[:, None]
+    return {
+        "input_word_ids": ids,
+        "input_mask": input_mask,
+        "input_type_ids": (j >= (b.la + 2)[:, None]) & input_mask,
+        "masked_lm_positions": np.where(in_row, b.mcol, 0),
+        "masked_lm_ids": labels,
+        "masked_lm_weights": in_row.astype(np.float32),
+        "next_sentence_labels": b.nsp[:, None],
+    }
+
+
+def encode_block(enc: ExampleEncoder, b: Block) -> np.ndarray:
+    """Framed TFRecords of a block (compiled; equal to ``enc.encode(feature_arrays(b))``)."""
+    fcol = np.array([enc.column(name) for name in ("input_mask", "input_type_ids", "input_word_ids",
+                                                   "masked_lm_ids", "masked_lm_positions",
+                                                   "next_sentence_labels")], np.int64)
+    out = enc.buffer(b.ids.shape[0])
+    end = kernels.encode_pretraining(b.ids, b.la, b.lb, b.nsp, b.mcol, b.mcount, b.new_ids, fcol, *enc.layout,
+                                     out, kernels.CRC32C_TABLES)
+    return out[:end]
 
 
 def _write_task(task):
@@ -664,8 +700,8 @@ def _write_task(task):
     p: Params = st["params"]
     if "encoder" not in st:
         st["encoder"] = make_encoder(p, st["vocab_size"])
-    arrays, counts = materialize(a_tok, la, b_tok, lb, flags, _rng(p.seed, 2, block))
-    data, _ = st["encoder"].encode(arrays)
+    blk, counts = materialize(a_tok, la, b_tok, lb, flags, _rng(p.seed, 2, block))
+    data = encode_block(st["encoder"], blk)
     piece = deflate_piece(data, p.gzip_level, p.compressor)
     return piece, counts
 

@@ -79,6 +79,79 @@ def _put_varint(buf, pos, v):
     return pos + 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _encode_row(row_ints, row_floats, kind, col, length, keys, key_off, key_len, sz, out, pos, tab):
+    """One framed record at ``out[pos:]`` from a row of values (see :func:`encode_examples`);
+    returns the end."""
+    nf = kind.shape[0]
+    features_len = 0
+    for f in range(nf):
+        c0 = col[f]
+        if kind[f] == 1:
+            p = 4 * length[f]
+        elif kind[f] == 2:
+            p = length[f]
+        else:
+            p = 0
+            for j in range(c0, c0 + length[f]):
+                p += _varint_len(row_ints[j])
+        lst = 1 + _varint_len(p) + p                  # List: 0x0A P payload
+        val = 1 + _varint_len(lst) + lst              # Feature: tag L list
+        ent = 2 + key_len[f] + 1 + _varint_len(val) + val  # map entry: key, value
+        sz[f, 0] = p
+        sz[f, 1] = lst
+        sz[f, 2] = val
+        sz[f, 3] = ent
+        features_len += 1 + _varint_len(ent) + ent
+    data_len = 1 + _varint_len(features_len) + features_len
+    x = data_len
+    for k in range(8):
+        out[pos + k] = x & 0xFF
+        x >>= 8
+    mc = masked_crc32c(out, pos, pos + 8, tab)
+    for k in range(4):
+        out[pos + 8 + k] = (mc >> np.uint32(8 * k)) & np.uint32(0xFF)
+    q = pos + 12
+    data_start = q
+    out[q] = 0x0A
+    q = _put_varint(out, q + 1, features_len)
+    for f in range(nf):
+        out[q] = 0x0A
+        q = _put_varint(out, q + 1, sz[f, 3])
+        out[q] = 0x0A
+        out[q + 1] = key_len[f]
+        q += 2
+        for k in range(key_len[f]):
+            out[q + k] = keys[key_off[f] + k]
+        q += key_len[f]
+        out[q] = 0x12
+        q = _put_varint(out, q + 1, sz[f, 2])
+        out[q] = 0x12 if kind[f] == 1 else 0x1A
+        q = _put_varint(out, q + 1, sz[f, 1])
+        out[q] = 0x0A
+        q = _put_varint(out, q + 1, sz[f, 0])
+        c0 = col[f]
+        if kind[f] == 1:
+            for j in range(c0, c0 + length[f]):
+                b = row_floats[j]
+                out[q] = b & 0xFF
+                out[q + 1] = (b >> np.uint32(8)) & np.uint32(0xFF)
+                out[q + 2] = (b >> np.uint32(16)) & np.uint32(0xFF)
+                out[q + 3] = b >> np.uint32(24)
+                q += 4
+        elif kind[f] == 2:
+            for j in range(c0, c0 + length[f]):
+                out[q] = row_ints[j]
+                q += 1
+        else:
+            for j in range(c0, c0 + length[f]):
+                q = _put_varint(out, q, row_ints[j])
+    mc = masked_crc32c(out, data_start, q, tab)
+    for k in range(4):
+        out[q + k] = (mc >> np.uint32(8 * k)) & np.uint32(0xFF)
+    return q + 4
+
+
 @njit(cache=True, nogil=True)
 def encode_examples(ints, floats, kind, col, length, keys, key_off, key_len, out, tab):
     """Framed TFRecords of ``n`` fixed-shape tf.train.Examples into ``out``; returns the end.
@@ -91,77 +164,57 @@ def encode_examples(ints, floats, kind, col, length, keys, key_off, key_len, out
     with minimal varints; each record is framed as ``len (u64 LE), masked_crc32c(len), data,
     masked_crc32c(data)``.
     """
-    n = ints.shape[0]
-    nf = kind.shape[0]
-    sz = np.zeros((nf, 4), np.int64)
+    sz = np.zeros((kind.shape[0], 4), np.int64)
     pos = 0
+    for r in range(ints.shape[0]):
+        pos = _encode_row(ints[r], floats[r], kind, col, length, keys, key_off, key_len, sz, out, pos, tab)
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def encode_pretraining(ids, la, lb, nsp, mcol, mcount, new_ids, fcol, kind, col, length, keys, key_off,
+                       key_len, out, tab):
+    """BERT pretraining records of a block straight from the compact results of the masking:
+    ``ids (n, L)`` (original tokens), segment lengths, NSP labels, the masked columns per row and
+    their replacement ids (``new_ids``, flat in row-then-column order). ``fcol`` gives the
+    column of each feature in the encoder's int row: input_mask, input_type_ids,
+    input_word_ids, masked_lm_ids, masked_lm_positions, next_sentence_labels; the float row is
+    masked_lm_weights. Returns the end in ``out``."""
+    n, L = ids.shape
+    P = mcol.shape[1]
+    c_mask, c_type, c_ids, c_lab, c_pos, c_nsp = fcol[0], fcol[1], fcol[2], fcol[3], fcol[4], fcol[5]
+    n_int = 0
+    for f in range(kind.shape[0]):
+        if kind[f] != 1:
+            n_int = max(n_int, col[f] + length[f])
+    row = np.zeros(n_int, np.int32)
+    wrow = np.zeros(P, np.uint32)
+    one = np.uint32(0x3F800000)  # 1.0f
+    sz = np.zeros((kind.shape[0], 4), np.int64)
+    pos = 0
+    k = 0
     for r in range(n):
-        features_len = 0
-        for f in range(nf):
-            c0 = col[f]
-            if kind[f] == 1:
-                p = 4 * length[f]
-            elif kind[f] == 2:
-                p = length[f]
+        nt = np.int64(la[r]) + np.int64(lb[r]) + 3
+        b0 = np.int64(la[r]) + 2
+        for c in range(L):
+            row[c_mask + c] = 1 if c < nt else 0
+            row[c_type + c] = 1 if (c >= b0 and c < nt) else 0
+            row[c_ids + c] = ids[r, c]
+        m = mcount[r]
+        for t in range(P):
+            if t < m:
+                c = mcol[r, t]
+                row[c_lab + t] = ids[r, c]
+                row[c_pos + t] = c
+                row[c_ids + c] = new_ids[k]
+                wrow[t] = one
+                k += 1
             else:
-                p = 0
-                for j in range(c0, c0 + length[f]):
-                    p += _varint_len(ints[r, j])
-            lst = 1 + _varint_len(p) + p                  # List: 0x0A P payload
-            val = 1 + _varint_len(lst) + lst              # Feature: tag L list
-            ent = 2 + key_len[f] + 1 + _varint_len(val) + val  # map entry: key, value
-            sz[f, 0] = p
-            sz[f, 1] = lst
-            sz[f, 2] = val
-            sz[f, 3] = ent
-            features_len += 1 + _varint_len(ent) + ent
-        data_len = 1 + _varint_len(features_len) + features_len
-        x = data_len
-        for k in range(8):
-            out[pos + k] = x & 0xFF
-            x >>= 8
-        mc = masked_crc32c(out, pos, pos + 8, tab)
-        for k in range(4):
-            out[pos + 8 + k] = (mc >> np.uint32(8 * k)) & np.uint32(0xFF)
-        q = pos + 12
-        data_start = q
-        out[q] = 0x0A
-        q = _put_varint(out, q + 1, features_len)
-        for f in range(nf):
-            out[q] = 0x0A
-            q = _put_varint(out, q + 1, sz[f, 3])
-            out[q] = 0x0A
-            out[q + 1] = key_len[f]
-            q += 2
-            for k in range(key_len[f]):
-                out[q + k] = keys[key_off[f] + k]
-            q += key_len[f]
-            out[q] = 0x12
-            q = _put_varint(out, q + 1, sz[f, 2])
-            out[q] = 0x12 if kind[f] == 1 else 0x1A
-            q = _put_varint(out, q + 1, sz[f, 1])
-            out[q] = 0x0A
-            q = _put_varint(out, q + 1, sz[f, 0])
-            c0 = col[f]
-            if kind[f] == 1:
-                for j in range(c0, c0 + length[f]):
-                    b = floats[r, j]
-                    out[q] = b & 0xFF
-                    out[q + 1] = (b >> np.uint32(8)) & np.uint32(0xFF)
-                    out[q + 2] = (b >> np.uint32(16)) & np.uint32(0xFF)
-                    out[q + 3] = b >> np.uint32(24)
-                    q += 4
-            elif kind[f] == 2:
-                for j in range(c0, c0 + length[f]):
-                    out[q] = ints[r, j]
-                    q += 1
-            else:
-                for j in range(c0, c0 + length[f]):
-                    q = _put_varint(out, q, ints[r, j])
-        mc = masked_crc32c(out, data_start, q, tab)
-        for k in range(4):
-            out[q + k] = (mc >> np.uint32(8 * k)) & np.uint32(0xFF)
-        pos = q + 4
+                row[c_lab + t] = 0
+                row[c_pos + t] = 0
+                wrow[t] = 0
+        row[c_nsp] = nsp[r]
+        pos = _encode_row(row, wrow, kind, col, length, keys, key_off, key_len, sz, out, pos, tab)
     return pos
 
 
@@ -361,7 +414,9 @@ def warm_up(token_dtype=np.uint16, off_dtype=np.uint32) -> None:
                                             0x7FFF, 15, 2, 3, False, 8)
     greedy_fill(np.zeros((1, max(int(ng.max()), 1)), np.int32), ng, gcol, gsz, np.ones(1, np.int64), 2)
     layout_documents(np.arange(3, dtype=np.int64), np.array([0, 2], np.int64), np.zeros(12), np.zeros(4), 0.1, 5, 2, 0)
-    out = np.zeros(64, np.uint8)
-    encode_examples(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.uint32), np.zeros(1, np.int64),
-                    np.zeros(1, np.int64), np.ones(1, np.int64), np.frombuffer(b"k", np.uint8),
-                    np.zeros(1, np.int64), np.ones(1, np.int64), out, CRC32C_TABLES)
+    out = np.zeros(256, np.uint8)
+    i64 = np.zeros(1, np.int64)
+    layout = (i64, i64, np.ones(1, np.int64), np.frombuffer(b"k", np.uint8), i64, np.ones(1, np.int64))
+    encode_examples(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.uint32), *layout, out, CRC32C_TABLES)
+    encode_pretraining(ids, i64, i64, np.zeros(1, np.int32), np.zeros((1, 2), np.int32), i64,
+                       np.zeros(0, np.int32), np.zeros(6, np.int64), *layout, out, CRC32C_TABLES)
