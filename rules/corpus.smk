@@ -70,7 +70,7 @@ for _corpus in CORPORA:
             f"logs/benchmarks/corpus/corpus_shards/{_corpus}.tsv"
         conda:
             "../envs/data.yaml"
-        threads: 2
+        threads: 4
         resources:
             mem_mb=1000,
             runtime=8 * 60,

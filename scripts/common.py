@@ -211,8 +211,8 @@ class Progress:
 
     def summary(self) -> str:
         mb = self.nbytes / 1e6
-        return (f"{self.count:,} {self.unit} ({self.count / self.elapsed:,.0f}/s), "
-                f"{mb:,.1f} MB ({mb / self.elapsed:,.2f} MB/s), {self.elapsed:,.1f} s")
+        size = f"{mb:,.1f} MB ({mb / self.elapsed:,.2f} MB/s), " if self.nbytes else ""
+        return f"{self.count:,} {self.unit} ({self.count / self.elapsed:,.0f}/s), {size}{self.elapsed:,.1f} s"
 
 
 def chunked(items, max_items: int, max_chars: int, size=len):
@@ -227,6 +227,56 @@ def chunked(items, max_items: int, max_chars: int, size=len):
             chunk, total = [], 0
     if chunk:
         yield chunk
+
+
+@contextlib.contextmanager
+def process_pool(threads: int, initializer=None, initargs=()):
+    """A fork process pool for ``threads > 1``, else ``None`` (the caller runs in-process).
+
+    ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: a worker that dies (e.g. killed
+    for memory) fails the job (``BrokenProcessPool``) instead of hanging it, and an error in the
+    main process shuts the workers down without the races of ``Pool.terminate``.
+    """
+    if threads <= 1:
+        yield None
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(threads, mp_context=mp.get_context("fork"), initializer=initializer,
+                             initargs=initargs)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def imap_ordered(pool, func, tasks, window: int = 0):
+    """``map(func, tasks)`` in order; with a pool, at most ``window`` (default ``2 * workers +
+    1``) tasks are in flight, so a lazily produced task stream is never read far ahead (the
+    memory stays bounded whatever the input size)."""
+    if pool is None:
+        yield from map(func, tasks)
+        return
+    import collections
+
+    window = window or 2 * pool._max_workers + 1
+    pending: collections.deque = collections.deque()
+    for task in tasks:
+        pending.append(pool.submit(func, task))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def ordered_map(func, items, threads: int, initializer=None, initargs=(), window: int = 0):
+    """Yield ``func(item)`` for every item, in input order, using ``threads`` processes (with
+    ``threads <= 1`` everything runs in this process: same function, same results)."""
+    if threads <= 1 and initializer is not None:
+        initializer(*initargs)
+    with process_pool(threads, initializer, initargs) as pool:
+        yield from imap_ordered(pool, func, items, window)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

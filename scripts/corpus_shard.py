@@ -56,8 +56,8 @@ import time
 import zlib
 from collections import Counter
 
-from scripts.common import AtomicFiles, InputError, Progress, open_binary, run_cli, write_json
-from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph, ordered_map
+from scripts.common import AtomicFiles, InputError, Progress, open_binary, ordered_map, run_cli, write_json
+from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph
 
 LOG = logging.getLogger("bertja.corpus_shard")
 

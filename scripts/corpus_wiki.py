@@ -49,8 +49,8 @@ import time
 from collections import Counter
 from typing import Iterator
 
-from scripts.common import InputError, Progress, chunked, atomic_path, iter_lines, run_cli, write_json
-from scripts.textclean import SentenceSplitter, SkipLog, human_bytes, ordered_map, wiki_sentences
+from scripts.common import InputError, Progress, atomic_path, chunked, iter_lines, ordered_map, run_cli, write_json
+from scripts.textclean import SentenceSplitter, SkipLog, human_bytes, wiki_sentences
 
 LOG = logging.getLogger("bertja.corpus_wiki")
 

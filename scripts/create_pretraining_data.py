@@ -84,20 +84,16 @@ bit-identical to the reference scripts, only statistically equivalent.
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
-import multiprocessing as mp
 import os
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from scripts import kernels
-from scripts.common import (LOG, InputError, Progress, atomic_path, iter_lines, peak_rss_mb, run_cli,
-                            write_json)
+from scripts.common import (LOG, InputError, Progress, atomic_path, imap_ordered, iter_lines, peak_rss_mb,
+                            process_pool, run_cli, write_json)
 from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, resolve_compressor
 from scripts.wordpiece import JapaneseTokenizer
 
@@ -161,40 +157,6 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 # State shared with worker processes: set before a fork pool starts (copy-on-write arrays).
 _STATE: dict = {}
-
-
-@contextlib.contextmanager
-def _pool(threads: int, initializer=None, initargs=()):
-    """A fork process pool for ``threads > 1``, else ``None`` (run in-process).
-
-    ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: a worker that dies (e.g. killed
-    for memory) fails the job (``BrokenProcessPool``) instead of hanging it.
-    """
-    if threads <= 1:
-        yield None
-        return
-    ex = ProcessPoolExecutor(threads, mp_context=mp.get_context("fork"), initializer=initializer,
-                             initargs=initargs)
-    try:
-        yield ex
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _imap(pool, func, tasks):
-    """``map(func, tasks)`` in order; with a pool, at most ~2 tasks per worker are in flight, so
-    a lazily produced task stream (the reader) is never read far ahead."""
-    if pool is None:
-        yield from map(func, tasks)
-        return
-    window = 2 * pool._max_workers + 1
-    pending: collections.deque = collections.deque()
-    for task in tasks:
-        pending.append(pool.submit(func, task))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,8 +346,12 @@ def _is_compressed(path) -> bool:
     return str(path).endswith((".gz", ".xz", ".bz2"))
 
 
-def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: int = CHUNK_BYTES) -> Corpus:
+def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: int = CHUNK_BYTES,
+                while_waiting=None) -> Corpus:
     """Tokenise a shard into a :class:`Corpus` (ordered, parallel for ``threads > 1``).
+
+    ``while_waiting``: called once in the main process while the workers tokenise (with
+    ``threads > 1``: the main process is otherwise idle then).
 
     An uncompressed shard is cut into byte ranges at line ends, and each worker reads, decodes
     and splits its own range; a compressed one is read by the main process. The result does not
@@ -414,8 +380,11 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
     progress = Progress("tokenised", unit="lines")
     tasks = _read_chunks(path, reader_stats, chunk_bytes) if compressed else _plan_ranges(path, chunk_bytes)
     _tok_init(tokenizer, shift)
-    with _pool(threads, _tok_init, (tokenizer, shift)) as pool:
-        for ch in _imap(pool, _tok_task, tasks):
+    with process_pool(threads, _tok_init, (tokenizer, shift)) as pool:
+        for ch in imap_ordered(pool, _tok_task, tasks):
+            if while_waiting is not None and pool is not None:
+                while_waiting()  # the workers are busy with the tasks in flight
+                while_waiting = None
             if ch.bad_line:
                 raise InputError(path, ch.bad_message, lines_done + ch.bad_line)
             lines_done += ch.lines
@@ -738,7 +707,9 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     input_bytes = os.path.getsize(input_path) if os.path.exists(input_path) else 0
 
     # Phase 1
-    corpus = read_corpus(input_path, tokenizer, threads, chunk_bytes)
+    token_dtype = np.uint16 if tokenizer.vocab_size <= 1 << 15 else np.uint32
+    corpus = read_corpus(input_path, tokenizer, threads, chunk_bytes,
+                         while_waiting=lambda: kernels.warm_up(token_dtype, np.uint32))
     tokenizer.clear_cache()
     t_tok = time.monotonic()
     cpu.append(_cpu_seconds())
@@ -761,19 +732,21 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
                   cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
                   mask_id=tokenizer.vocab["[MASK]"], literal_specials=literal_specials,
                   off_dtype=np.uint32 if n_tokens < 1 << 32 else np.int64)
-    kernels.warm_up(corpus.tokens.dtype, _STATE["off_dtype"])  # before the fork: workers inherit the code
+    # Compiled code is loaded before the fork (the workers inherit it): done already while the
+    # workers tokenised, unless single-threaded or the offsets need int64.
+    kernels.warm_up(corpus.tokens.dtype, _STATE["off_dtype"])
     blocks = layout_blocks(corpus, params.block_tokens)
     tasks = [(dupe, b, int(blocks[b]), int(blocks[b + 1]))
              for dupe in range(params.dupe_factor) for b in range(len(blocks) - 1)]
 
     stats: dict = {}
-    with _pool(threads) as pool:
+    with process_pool(threads) as pool:
         # Phase 2
         progress = Progress("layout", unit="instances")
         parts = []
         per_dupe = [0] * params.dupe_factor
         short_docs = truncated = forced = 0
-        for res in _imap(pool, _layout_task, tasks):
+        for res in imap_ordered(pool, _layout_task, tasks):
             parts.append(res)
             per_dupe[res["dupe"]] += len(res["flags"])
             short_docs += res["short_docs"]
@@ -809,7 +782,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
         with atomic_path(output_path) as tmp:
             with open(tmp, "wb") as fh:
                 gz = GzipPieceWriter(fh)
-                for piece, counts in _imap(pool, _write_task, write_tasks()):
+                for piece, counts in imap_ordered(pool, _write_task, write_tasks()):
                     gz.write_piece(piece)
                     for key, v in counts.items():
                         totals[key] = totals.get(key, 0) + v

@@ -38,8 +38,8 @@ MeCab in pieces of about ``MECAB_CHUNK_BYTES`` cut at spaces, so memory stays bo
 pages.  (The recipe split with NEologd; this project's only dictionary is unidic-lite, whose
 句点 tags 。！？ and also ．, hence the surface check.)
 
-Also here: :func:`ordered_map` (bounded, order-preserving process pool) and :class:`SkipLog`
-(per-reason skip counters with rate-limited file:line warnings), shared by the corpus CLIs.
+Also here: :class:`SkipLog` (per-reason skip counters with rate-limited file:line warnings),
+shared by the corpus CLIs.
 
 CC-100 (``clean_paragraph``): NFKC, whitespace controls to space, non-printables dropped,
 whitespace collapsed; optionally sentence split and length-filtered (a length limit of 0 means
@@ -318,34 +318,6 @@ def clean_paragraph(line: str, splitter: SentenceSplitter | None = None, min_len
 # ---------------------------------------------------------------------------------------------
 # Parallel helper shared by the corpus stages
 # ---------------------------------------------------------------------------------------------
-
-
-def ordered_map(func, items, threads: int, initializer=None, initargs=(), window: int = 0):
-    """Yield ``func(item)`` for every item, in input order, using ``threads`` processes.
-
-    ``Pool.imap`` would do, except that its feeder thread reads the input iterator as fast as it
-    can, so a slow consumer lets the whole dump pile up in memory.  Here at most ``window``
-    (default ``3 * threads``) chunks are in flight.  With ``threads <= 1`` everything runs in this
-    process (same function, same results).
-    """
-    if threads <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for item in items:
-            yield func(item)
-        return
-    import multiprocessing
-    from collections import deque
-
-    window = window or 3 * threads
-    with multiprocessing.get_context().Pool(threads, initializer, initargs) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.apply_async(func, (item,)))
-            if len(pending) >= window:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
 
 
 class SkipLog:

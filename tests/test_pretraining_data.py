@@ -656,13 +656,13 @@ def _exit_on_three(x):
 def test_a_dead_worker_fails_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
-    import scripts.create_pretraining_data as cpd
+    from scripts.common import imap_ordered, process_pool
 
     with pytest.raises(BrokenProcessPool):
-        with cpd._pool(2) as pool:
-            list(cpd._imap(pool, _exit_on_three, range(8)))
-    with cpd._pool(2) as pool:  # order is kept
-        assert list(cpd._imap(pool, abs, range(-20, 0))) == list(range(20, 0, -1))
+        with process_pool(2) as pool:
+            list(imap_ordered(pool, _exit_on_three, range(8)))
+    with process_pool(2) as pool:  # order is kept
+        assert list(imap_ordered(pool, abs, range(-20, 0))) == list(range(20, 0, -1))
 
 
 # ---------------------------------------------------------------------------------------------
