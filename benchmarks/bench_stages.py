@@ -934,32 +934,38 @@ def stage_pretraining(ctx) -> dict:
     # RSS at two sizes (wordpiece, 1 thread)
     slope_rows, points = [], []
     for size in ctx.args.rss_sizes:
-        reuse = [r for r in runs if r["subword"] == "wordpiece" and r["threads"] == 1
+        rt = ctx.args.rss_threads
+        reuse = [r for r in runs if r["subword"] == "wordpiece" and r["threads"] == rt
                  and abs(r["input_mb"] - size) / size < 0.02]
         if reuse:
             r = reuse[0]
         else:
             text = ctx.inputs[f"rss_{size:g}"]
-            r = run_pd(ctx, Path(text["path"]), wp, "wordpiece", 1, f"rss_{size:g}mb")
+            r = run_pd(ctx, Path(text["path"]), wp, "wordpiece", rt, f"rss_{size:g}mb_t{rt}")
         points.append(r)
         slope_rows.append([f"{r['input_mb']:.1f}", f"{r['wall_s']:.1f}", f"{r['mb_s']:.2f}", f"{r['instances']:,}",
-                           f"{r['peak_rss_mb']:.0f}", f"{r['peak_rss_mb'] * 2**20 / r['input_bytes']:.1f}",
+                           f"{r['peak_rss_mb']:.0f}", f"{r['tree_pss_mb']:.0f}",
+                           f"{r['peak_rss_mb'] * 2**20 / r['input_bytes']:.1f}",
                            load_str(r)])
     p0, p1 = points[0], points[-1]
     slope = (p1["peak_rss_mb"] - p0["peak_rss_mb"]) * 2**20 / max(p1["input_bytes"] - p0["input_bytes"], 1)
     base_mb = p0["peak_rss_mb"] - slope * p0["input_bytes"] / 2**20
+    pss_slope = (p1["tree_pss_mb"] - p0["tree_pss_mb"]) * 2**20 / max(p1["input_bytes"] - p0["input_bytes"], 1)
     ref_slope = (1540 - 1010) * 1e6 / ((12.8 - 3.2) * 1e6)
     ctx.report.append(table(
-        f"4b. Peak RSS against input size (create_pretraining_data wordpiece, --threads 1, {settings})",
-        ["input MB", "wall s", "MB/s", "instances", "RSS MB", "RSS B per input B", "load/other"], slope_rows,
+        f"4b. Peak RSS against input size (create_pretraining_data wordpiece, --threads {ctx.args.rss_threads}, "
+        f"{settings})",
+        ["input MB", "wall s", "MB/s", "instances", "RSS MB", "tree PSS MB", "RSS B per input B", "load/other"],
+        slope_rows,
         [f"slope: {slope:.1f} bytes of RSS per input byte (intercept {base_mb:.0f} MB); reference ~"
          f"{REF['pd_rss_slope']} (1.01 GB at 3.2 MB, 1.54 GB at 12.8 MB: {ref_slope:.0f} marginal)",
          f"extrapolated peak RSS at these settings: {(base_mb + slope * 0.6e9 / 2**20) / 1024:.2f} GiB for a "
          f"0.6 GB shard, "
-         f"{(base_mb + slope * 1.2e9 / 2**20) / 1024:.2f} GiB for 1.2 GB"]))
+         f"{(base_mb + slope * 1.2e9 / 2**20) / 1024:.2f} GiB for 1.2 GB",
+         f"tree PSS (all processes): slope {pss_slope:.2f} bytes per input byte"]))
     return {"ceiling": ceil, "ceilings": {str(p): c for p, c in ceils.items()},
             "ceiling_before": ceil_before, "ceiling_after": ceil_after, "runs": runs,
-            "rss_points": points, "rss_slope_bytes_per_byte": slope,
+            "rss_points": points, "rss_slope_bytes_per_byte": slope, "pss_slope_bytes_per_byte": pss_slope,
             "rss_intercept_mb": base_mb, "vocab_wordpiece": str(wp), "vocab_character": str(ch)}
 
 
@@ -1054,6 +1060,8 @@ def main(argv=None) -> int:
                     help="fraction of generated lines (corpus for stages 2 and 4, tokenizer sample) whose "
                          "katakana runs become random katakana: more distinct words, like a real corpus "
                          "(default 0: the text as written)")
+    ap.add_argument("--rss-threads", type=int, default=1,
+                    help="--threads of the RSS-slope runs (default 1; with more, tree PSS counts the workers)")
     ap.add_argument("--rss-sizes", type=float, nargs=2, default=[10.0, 40.0], metavar=("A_MB", "B_MB"),
                     help="input sizes for the RSS slope of create_pretraining_data")
     ap.add_argument("--subwords", nargs="+", choices=("wordpiece", "character"), default=["wordpiece", "character"],
