@@ -56,7 +56,8 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
    (A start/length, B start/length in the token array, flags); B of random-next instances and
    the truncation (a binomial number of front drops) are vectorised. Descriptors take 13 bytes
    per instance (uint32 offsets for shards of < 2**32 tokens).
-3. **Shuffle** all descriptors with one seeded permutation (the reference shuffles all instances).
+3. **Shuffle** all descriptors with one seeded permutation (the reference shuffles all instances);
+   each output block gathers its descriptors through it.
 4. **Materialise** blocks of 4096 instances (``spawn_key=(2, block)``): a compiled scan gathers
    the tokens and finds the word groups, numpy orders them at random per row (a SIMD row sort of
    int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, and the
@@ -743,29 +744,32 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     with process_pool(threads) as pool:
         # Phase 2
         progress = Progress("layout", unit="instances")
-        parts = []
+        # Descriptors go straight into growing arrays (realloc grows large ones in place): no
+        # list of parts and no concatenated copy next to it.
+        off_dtype = _STATE["off_dtype"]
+        fields = {"a_tok": off_dtype, "la": np.uint16, "b_tok": off_dtype, "lb": np.uint16, "flags": np.uint8}
+        guess = (len(corpus.sent_off) - 1) * params.dupe_factor // 2 + 1024
+        grow = {k: _Grow(dt, guess) for k, dt in fields.items()}
         per_dupe = [0] * params.dupe_factor
         short_docs = truncated = forced = 0
         for res in imap_ordered(pool, _layout_task, tasks):
-            parts.append(res)
-            per_dupe[res["dupe"]] += len(res["flags"])
+            made = len(res["flags"])
+            per_dupe[res["dupe"]] += made
+            for k in fields:
+                grow[k].extend(res.pop(k))
             short_docs += res["short_docs"]
             truncated += res["truncated"]
             forced += res["forced_random"]
-            progress.update(len(res["flags"]))
-        desc = {}
-        for k in ("a_tok", "la", "b_tok", "lb", "flags"):  # field by field: the parts go as we go
-            desc[k] = np.concatenate([r.pop(k) for r in parts])
-        del parts
+            progress.update(made)
+        desc = {k: g.finish() for k, g in grow.items()}
+        del grow
         n_inst = int(desc["flags"].size)
         if n_inst == 0:
             raise InputError(input_path, "no instances could be made")
-        # Phase 3: one global shuffle, then blocks in parallel, written in order.
+        # Phase 3: one global shuffle, then blocks in parallel, written in order. Each block
+        # gathers its descriptors through the permutation (no shuffled copy of them all).
         perm = np.arange(n_inst, dtype=np.int32 if n_inst < 1 << 31 else np.int64)
         _rng(params.seed, 3).shuffle(perm)
-        for k in list(desc):
-            desc[k] = desc[k][perm]
-        del perm
         t_layout = time.monotonic()
         cpu.append(_cpu_seconds())  # pool workers count once they exit: layout CPU is in "write"
         rss["layout"] = round(peak_rss_mb(), 1)
@@ -773,9 +777,9 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
 
         def write_tasks():
             for b, s in enumerate(range(0, n_inst, OUTPUT_BLOCK)):
-                e = min(s + OUTPUT_BLOCK, n_inst)
-                yield (b, desc["a_tok"][s:e], desc["la"][s:e], desc["b_tok"][s:e], desc["lb"][s:e],
-                       desc["flags"][s:e])
+                idx = perm[s:s + OUTPUT_BLOCK]
+                yield (b, desc["a_tok"][idx], desc["la"][idx], desc["b_tok"][idx], desc["lb"][idx],
+                       desc["flags"][idx])
 
         totals: dict[str, int] = {}
         progress = Progress("written", unit="instances")
