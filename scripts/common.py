@@ -181,6 +181,37 @@ def iter_lines(path: str | os.PathLike, *, strip_newline: bool = True,
         raise InputError(path, f"corrupt or truncated archive after line {lineno}: {e}", lineno + 1) from None
 
 
+def read_blocks(path: str | os.PathLike, block_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first_line_number, bytes)`` blocks of about ``block_bytes`` whole lines of a
+    (possibly compressed) file: the work units of the parallel stages.
+
+    Decompression and cutting at line ends run in C in the calling process; decoding and the
+    per-line work are left to the workers that get the blocks. A truncated or corrupt archive
+    raises :class:`InputError` naming the file and the last line read.
+    """
+    lineno = 1  # number of the first line of the next block
+    carry = b""
+    try:
+        with open_binary(path) as fh:
+            while True:
+                data = fh.read(block_bytes)
+                if not data:
+                    break
+                if carry:
+                    data = carry + data
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # no line end yet: a very long line
+                    carry = data
+                    continue
+                block, carry = data[:cut], data[cut:]
+                yield lineno, block
+                lineno += block.count(b"\n")
+        if carry:
+            yield lineno, carry  # the last line has no line end
+    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise InputError(path, f"corrupt or truncated archive after line {lineno - 1}: {e}", lineno) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Progress and stats
 # ---------------------------------------------------------------------------------------------

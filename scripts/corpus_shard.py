@@ -17,7 +17,7 @@ order given (``.xz``/``.gz``/plain, streamed); a document never spans two input 
 * ``sentences``: lines are copied as they are.
 
 Parallelism: the main process only decompresses and cuts the stream into blocks of whole lines
-(~1 MB, :func:`read_blocks`); ``--threads`` worker processes decode, clean and split them into
+(~1 MB, :func:`scripts.common.read_blocks`); ``--threads`` worker processes decode, clean and split them into
 per-document pieces of output bytes, through a bounded, ordered map; the main process then draws
 a shard per document and writes the pieces.  Shards are identical for every thread count.
 
@@ -47,16 +47,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gzip
 import logging
-import lzma
 import os
 import random
 import time
-import zlib
 from collections import Counter
 
-from scripts.common import AtomicFiles, InputError, Progress, open_binary, ordered_map, run_cli, write_json
+from scripts.common import AtomicFiles, InputError, Progress, ordered_map, read_blocks, run_cli, write_json
 from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph
 
 LOG = logging.getLogger("bertja.corpus_shard")
@@ -68,37 +65,6 @@ FORMATS = ("cc100", "sentences")
 def shard_name(i: int) -> str:
     """File name of shard ``i`` (1-based): ``corpus_01.txt``."""
     return f"corpus_{i:02d}.txt"
-
-
-def read_blocks(path, block_bytes: int = 0):
-    """Yield ``(first_line_number, bytes)`` blocks of whole lines of a (possibly compressed) file.
-
-    This is all the main process does with the text: decompression and cutting at line ends run
-    in C; decoding, cleaning and document splitting happen in the workers. A truncated or
-    corrupt archive raises :class:`InputError` naming the file and the last line read.
-    """
-    block_bytes = block_bytes or BLOCK_BYTES
-    lineno = 1  # number of the first line of the next block
-    carry = b""
-    try:
-        with open_binary(path) as fh:
-            while True:
-                data = fh.read(block_bytes)
-                if not data:
-                    break
-                if carry:
-                    data = carry + data
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no line end yet: a very long line
-                    carry = data
-                    continue
-                block, carry = data[:cut], data[cut:]
-                yield lineno, block
-                lineno += block.count(b"\n")
-        if carry:
-            yield lineno, carry  # the last line has no line end
-    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, OSError) as e:
-        raise InputError(path, f"corrupt or truncated archive after line {lineno - 1}: {e}", lineno) from None
 
 
 _WORKER: dict = {}
@@ -180,7 +146,7 @@ def _blocks(inputs, counters: Counter, progress: Progress | None = None):
         if not os.path.exists(path):
             raise InputError(path, "input not found")
         LOG.info("reading %s", path)
-        for first, block in read_blocks(path):
+        for first, block in read_blocks(path, BLOCK_BYTES):
             counters["bytes_in_uncompressed"] += len(block)
             if progress is not None:
                 progress.update(0, len(block))

@@ -40,15 +40,14 @@ line (NFKC, MeCab, WordPiece with ``##`` / characters, [UNK] rules): see :mod:`s
 Design, for speed and memory (the reference keeps Python lists of token strings and Python
 ``TrainingInstance`` objects for the whole shard: ~54 bytes of RAM per input byte, ~0.165 MB/s):
 
-1. **Tokenise once.** An uncompressed shard is cut into ~1 MB byte ranges at line ends; each
-   worker of a ``multiprocessing`` pool (``--threads``) reads, decodes and splits its own range
-   (the main process never handles the text), NFKC-normalises and segments the lines with MeCab
-   (wakati, one parse per line) and maps words to ids through a bounded word -> ids cache
-   (Japanese word types repeat heavily). The shard becomes flat numpy arrays: token ids packed
+1. **Tokenise once.** The main process cuts the shard (decompressing it if needed) into ~1 MB
+   blocks of whole lines; each worker of a ``multiprocessing`` pool (``--threads``) decodes and
+   splits a block, NFKC-normalises and segments the lines with MeCab (wakati, one parse per
+   line) and maps words to ids through a bounded word -> ids cache (Japanese word types repeat
+   heavily). The shard becomes flat numpy arrays: token ids packed
    with a "continues a word" flag in the top bit (uint16 when the vocabulary has <= 32768
    entries, else uint32), sentence token offsets and document sentence offsets -- 2 bytes of
-   RAM per token (+8 per sentence), reused by every dupe pass. (Compressed inputs are read by
-   the main process.)
+   RAM per token (+8 per sentence), reused by every dupe pass.
 2. **Layout.** Per (dupe pass, block of documents) -- blocks cut by token/sentence counts, never
    by thread count -- a compiled loop over chunks (:func:`scripts.kernels.layout_documents`;
    random numbers pre-drawn in bulk from a ``np.random.Generator(PCG64)`` seeded with
@@ -63,9 +62,9 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
    int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, and the
    80/10/10 replacements are drawn; :func:`scripts.kernels.encode_pretraining` serialises the
    block straight from these compact arrays to framed TFRecord bytes (CRC32C included), and the
-   block is raw-deflated as an independent piece of one gzip member (CRC-32s combined). Pieces are made in parallel and written in block
-   order, so the output bytes depend on the input, vocabulary, parameters, seed and compressor
-   only -- never on ``--threads``.
+   block is raw-deflated as an independent piece of one gzip member (CRC-32s combined). Pieces
+   are made in parallel and written in block order, so the output bytes depend on the input,
+   vocabulary, parameters, seed and compressor only -- never on ``--threads``.
 5. **Compression** is the largest cost after MeCab: the output is ~10x the input before
    compression. ``--gzip-level`` defaults to 1 (zlib level 1 runs at ~100 MB/s here and
    compresses within ~10% of level 6, TensorFlow's default, which is ~2x slower);
@@ -93,8 +92,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from scripts import kernels
-from scripts.common import (LOG, InputError, Progress, atomic_path, imap_ordered, iter_lines, peak_rss_mb,
-                            process_pool, run_cli, write_json)
+from scripts.common import (LOG, InputError, Progress, atomic_path, imap_ordered, peak_rss_mb, process_pool,
+                            read_blocks, run_cli, write_json)
 from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, resolve_compressor
 from scripts.wordpiece import JapaneseTokenizer
 
@@ -218,7 +217,7 @@ class _Chunk:
     lines: int               # lines read (blank ones included)
     nbytes: int
     nul_bytes: int = 0
-    bad_line: int = 0        # 1-based line number within the chunk of invalid UTF-8 (0: none)
+    bad_line: int = 0        # line number (in the file) of invalid UTF-8 (0: none)
     bad_message: str = ""
 
 
@@ -242,109 +241,35 @@ def _split_lines(text: str) -> tuple[list[str], list[bool], bool, int]:
     return kept, flags, pending, len(lines)
 
 
-def _read_range(path, start: int, end: int) -> tuple[str | None, int, _Chunk | None]:
-    """The text of bytes ``[start, end)`` (cut at line ends) without NUL bytes, their count, or
-    an error chunk naming the line (as :func:`scripts.common.iter_lines` would)."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
-    if len(data) != end - start:
-        raise InputError(path, f"file changed while being read (short read at byte {start + len(data)})")
+def _tok_task(task) -> _Chunk:
+    """Decode, split and tokenise one block of whole lines (``(first line number, bytes)``).
+
+    NUL bytes are removed (and counted); invalid UTF-8 comes back as an error chunk naming the
+    line and the byte within it, as :func:`scripts.common.iter_lines` reports it.
+    """
+    first, data = task
+    nbytes = len(data)
     nul = data.count(b"\0")
     if nul:
         data = data.replace(b"\0", b"")
     try:
-        return data.decode("utf-8"), nul, None
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line_start = data.rfind(b"\n", 0, e.start) + 1
-        msg = f"invalid UTF-8 at byte {e.start - line_start} ({e.reason})"
         empty = np.zeros(0, np.int32)
-        return None, nul, _Chunk(empty, empty, np.zeros(0, bool), False, 0, 0, nul,
-                                 data.count(b"\n", 0, e.start) + 1, msg)
-
-
-def _tok_task(task) -> _Chunk:
-    """Tokenise one chunk: ``("range", path, start, end)`` is read here (in the worker, so the
-    main process never touches the text of an uncompressed shard); ``("lines", lines, flags,
-    nbytes)`` comes from the main process (compressed inputs)."""
-    if task[0] == "range":
-        _, path, start, end = task
-        text, nul, error = _read_range(path, start, end)
-        if error is not None:
-            return error
-        kept, flags, pending, n_lines = _split_lines(text)
-        del text
-        nbytes = end - start
-    else:
-        _, kept, flags, nbytes = task
-        pending, n_lines, nul = False, 0, 0
-    tok: JapaneseTokenizer = _STATE["tokenizer"]
+        return _Chunk(empty, empty, np.zeros(0, bool), False, 0, nbytes, nul,
+                      first + data.count(b"\n", 0, e.start), f"invalid UTF-8 at byte {e.start - line_start} ({e.reason})")
+    kept, flags, pending, n_lines = _split_lines(text)
+    del text, data
     shift = _STATE["shift"]
     dtype = np.uint16 if shift == 15 else np.uint32
     if not kept:
         empty = np.zeros(0, np.int32)
         return _Chunk(np.zeros(0, dtype), empty, np.zeros(0, bool), pending, n_lines, nbytes, nul)
-    ids, word_start, per_line = tok.encode_lines(kept)
+    ids, word_start, per_line = _STATE["tokenizer"].encode_lines(kept)
     packed = ids.astype(dtype)
     packed |= (~word_start).astype(dtype) << dtype(shift)
     return _Chunk(packed, per_line.astype(np.int32), np.array(flags, bool), pending, n_lines, nbytes, nul)
-
-
-def _plan_ranges(path, chunk_bytes: int):
-    """``("range", path, start, end)`` tasks: consecutive byte ranges of about ``chunk_bytes``,
-    each ending just after a line end (or at the end of the file)."""
-    size = os.path.getsize(path)
-    start = 0
-    with open(path, "rb") as fh:
-        while start < size:
-            pos = start + chunk_bytes
-            if pos >= size:
-                end = size
-            else:
-                fh.seek(pos)
-                end = size
-                while True:
-                    buf = fh.read(1 << 16)
-                    if not buf:
-                        break
-                    i = buf.find(b"\n")
-                    if i >= 0:
-                        end = pos + i + 1
-                        break
-                    pos += len(buf)
-            yield ("range", path, start, end)
-            start = end
-
-
-def _read_chunks(path, stats: dict, chunk_bytes: int = CHUNK_BYTES):
-    """``("lines", ...)`` tasks read in the main process (compressed inputs: an
-    :class:`InputError` from reading propagates from here)."""
-    lines: list[str] = []
-    flags: list[bool] = []
-    nbytes = 0
-    pending_break = False
-    lineno = 0
-    try:
-        for lineno, text in iter_lines(path, stats=stats):
-            s = text.strip()
-            nbytes += len(text.encode("utf-8")) + 1
-            if not s:
-                pending_break = True
-                continue
-            lines.append(s)
-            flags.append(pending_break)
-            pending_break = False
-            if nbytes >= chunk_bytes:
-                yield ("lines", lines, flags, nbytes)
-                lines, flags, nbytes = [], [], 0
-    finally:
-        stats["lines"] = lineno
-    if lines:
-        yield ("lines", lines, flags, nbytes)
-
-
-def _is_compressed(path) -> bool:
-    return str(path).endswith((".gz", ".xz", ".bz2"))
 
 
 def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: int = CHUNK_BYTES,
@@ -354,10 +279,10 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
     ``while_waiting``: called once in the main process while the workers tokenise (with
     ``threads > 1``: the main process is otherwise idle then).
 
-    An uncompressed shard is cut into byte ranges at line ends, and each worker reads, decodes
-    and splits its own range; a compressed one is read by the main process. The result does not
-    depend on ``threads`` nor on ``chunk_bytes`` (the size of a task): a chunk's first line
-    starts a document when a blank line ends the chunk before it.
+    The main process reads (decompressing if needed) blocks of ~``chunk_bytes`` whole lines
+    (:func:`scripts.common.read_blocks`); the workers decode, split and tokenise them. The result
+    does not depend on ``threads`` nor on ``chunk_bytes``: a block's first line starts a document
+    when a blank line ends the block before it.
     """
     shift = 15 if tokenizer.vocab_size <= 1 << 15 else 31
     dtype = np.uint16 if shift == 15 else np.uint32
@@ -365,8 +290,7 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
         size = os.path.getsize(path)
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror}") from None
-    compressed = _is_compressed(path)
-    if compressed:
+    if str(path).endswith((".gz", ".xz", ".bz2")):
         size *= 4
     tokens = _Grow(dtype, size // 2 + 1024)
     sent_len = _Grow(np.int32, size // 64 + 1024)
@@ -374,12 +298,11 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
     n_sent = 0
     last_doc_key = -1
     breaks_before = 0
-    reader_stats: dict = {"lines": 0}
     lines_done = 0
     nul_bytes = 0
     pending = True  # the first line starts a document
     progress = Progress("tokenised", unit="lines")
-    tasks = _read_chunks(path, reader_stats, chunk_bytes) if compressed else _plan_ranges(path, chunk_bytes)
+    tasks = read_blocks(path, chunk_bytes)
     _tok_init(tokenizer, shift)
     with process_pool(threads, _tok_init, (tokenizer, shift)) as pool:
         for ch in imap_ordered(pool, _tok_task, tasks):
@@ -387,7 +310,7 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
                 while_waiting()  # the workers are busy with the tasks in flight
                 while_waiting = None
             if ch.bad_line:
-                raise InputError(path, ch.bad_message, lines_done + ch.bad_line)
+                raise InputError(path, ch.bad_message, ch.bad_line)
             lines_done += ch.lines
             nul_bytes += ch.nul_bytes
             newdoc = ch.newdoc
@@ -417,8 +340,7 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
     del lens
     doc_sent = np.concatenate((doc_first.finish(), [n_sent])).astype(np.int64)
     corpus = Corpus(tokens.finish(), sent_off, doc_sent, shift)
-    corpus.lines = reader_stats["lines"] if compressed else lines_done
-    nul_bytes += reader_stats.get("nul_bytes", 0)
+    corpus.lines = lines_done
     if nul_bytes:
         LOG.warning("%s: removed %d NUL bytes", path, nul_bytes)
     corpus.nul_bytes = nul_bytes

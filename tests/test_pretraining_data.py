@@ -534,8 +534,8 @@ def test_invalid_utf8_names_file_and_line(data, tmp_path):
 
 
 def test_compressed_input_and_nul_bytes_give_the_same_records(data, built, tmp_path):
-    """A .gz shard is read by the main process, a plain one in byte ranges by the workers:
-    same records; NUL bytes are removed (and counted) either way."""
+    """A .gz shard (decompressed into blocks by the main process, small blocks here) and the
+    plain one give the same records; NUL bytes are removed (and counted)."""
     text = Path(data["corpus"]).read_bytes()
     gz = tmp_path / "corpus.txt.gz"
     gz.write_bytes(gzip.compress(text, mtime=0))
