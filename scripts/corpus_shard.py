@@ -46,7 +46,6 @@ renamed together only on success.  Whitespace-only lines are not document separa
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import os
 import random
@@ -106,15 +105,16 @@ def _decode_lines(block: bytes, first: int, skips: list, stats: Counter) -> list
     return out
 
 
-def _clean_block(task) -> tuple[list, dict, list, int, int]:
+def _clean_block(task) -> tuple[str, list, dict, list, int, int]:
     """Clean one block of lines into document pieces.
 
-    Returns ``(pieces, dropped, skips, lines, nul_bytes)``: each piece is ``(text, n_lines, raw_seen, ends)``
-    -- the UTF-8 output lines of one document within this block, how many, whether any input
-    line of the document was seen (even if cleaned away), and whether a blank line ends the
-    document here (else it goes on in the next block).
+    ``task``: ``(path, first line number, bytes, ends_input)``; the end of an input ends its last
+    document. Returns ``(path, pieces, dropped, skips, lines, nul_bytes)``: each piece is ``(text,
+    n_lines, raw_seen, ends)`` -- the UTF-8 output lines of one document within this block, how
+    many, whether any input line of the document was seen (even if cleaned away), and whether
+    the document ends here (else it goes on in the next block).
     """
-    first, block = task
+    path, first, block, ends_input = task
     fmt, splitter = _WORKER["fmt"], _WORKER["splitter"]
     lo, hi = _WORKER["min"], _WORKER["max"]
     skips: list = []
@@ -134,14 +134,15 @@ def _clean_block(task) -> tuple[list, dict, list, int, int]:
             out.append(line)
         else:
             out.extend(clean_paragraph(line, splitter, lo, hi, dropped))
-    if out or raw_seen:
-        pieces.append((("\n".join(out) + "\n").encode("utf-8") if out else b"", len(out), raw_seen, False))
-    n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
-    return pieces, dict(dropped), skips, n_lines, stats["nul_bytes"]
+    if out or raw_seen or ends_input:
+        pieces.append((("\n".join(out) + "\n").encode("utf-8") if out else b"", len(out), raw_seen, ends_input))
+    n_lines = block.count(b"\n") + (bool(block) and not block.endswith(b"\n"))
+    return path, pieces, dict(dropped), skips, n_lines, stats["nul_bytes"]
 
 
 def _blocks(inputs, counters: Counter, progress: Progress | None = None):
-    """All inputs' blocks in order, ``None`` after each input (a document never spans two)."""
+    """``_clean_block`` tasks: all inputs' blocks in order, and an empty one that ends each input
+    (a document never spans two inputs)."""
     for path in inputs:
         if not os.path.exists(path):
             raise InputError(path, "input not found")
@@ -150,8 +151,8 @@ def _blocks(inputs, counters: Counter, progress: Progress | None = None):
             counters["bytes_in_uncompressed"] += len(block)
             if progress is not None:
                 progress.update(0, len(block))
-            yield path, (first, block)
-        yield path, None
+            yield path, first, block, False
+        yield path, 0, b"", True
 
 
 def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", seed: int = 0,
@@ -172,41 +173,14 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
     bytes_per_shard = [0] * num_shards
     rng = random.Random(seed)
     progress = Progress(f"corpus_shard {', '.join(inputs)}", unit="lines")
-    # The input-end markers do not go to the workers: the ordered map sees blocks only, and the
-    # markers are re-attached in order from this queue.
-    order: collections.deque = collections.deque()
-
-    def blocks():
-        for path, task in _blocks(inputs, counters, progress):
-            order.append((path, task is None))
-            if task is not None:
-                yield task
-
-    results = ordered_map(_clean_block, blocks(), threads, _init_worker,
+    results = ordered_map(_clean_block, _blocks(inputs, counters, progress), threads, _init_worker,
                           (fmt, split_sentences, min_length, max_length))
     paths = [os.path.join(output_dir, shard_name(i + 1)) for i in range(num_shards)]
     with AtomicFiles() as af:
         files = [af.open(p, "wb", buffering=1 << 20) for p in paths]
         cur = None        # shard of the current document, drawn at its first output line
         raw_in_doc = False
-
-        def end_document():
-            nonlocal cur, raw_in_doc
-            if cur is not None:
-                files[cur].write(b"\n")
-                bytes_per_shard[cur] += 1
-                docs_per_shard[cur] += 1
-                cur = None
-            elif raw_in_doc:
-                counters["documents_empty_after_cleaning"] += 1
-            raw_in_doc = False
-
-        for pieces, counts, skips, n_lines, nul in results:
-            # Every marker queued before this block's entry is an input end that comes first.
-            while order[0][1]:
-                order.popleft()
-                end_document()
-            path = order.popleft()[0]
+        for path, pieces, counts, skips, n_lines, nul in results:
             dropped.update(counts)
             counters["lines_in"] += n_lines
             counters["nul_bytes"] += nul
@@ -221,11 +195,15 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
                     files[cur].write(text)
                     lines_per_shard[cur] += n_out
                     bytes_per_shard[cur] += len(text)
-                if ends:
-                    end_document()
-        while order:
-            order.popleft()
-            end_document()
+                if ends:  # a blank line or the end of an input
+                    if cur is not None:
+                        files[cur].write(b"\n")
+                        bytes_per_shard[cur] += 1
+                        docs_per_shard[cur] += 1
+                        cur = None
+                    elif raw_in_doc:
+                        counters["documents_empty_after_cleaning"] += 1
+                    raw_in_doc = False
         documents = sum(docs_per_shard)
         empty = [shard_name(i + 1) for i, n in enumerate(docs_per_shard) if n == 0]
         if empty:

@@ -405,9 +405,9 @@ def greedy_fill(order, ng, gcol, gsz, num, P):
 
 
 def warm_up(token_dtype=np.uint16, off_dtype=np.uint32) -> None:
-    """Compile (or load from the cache) every kernel for these array types, in this process:
-    call it before forking workers, so that they inherit the machine code instead of each
-    loading it again (the first load in a process costs ~0.5 s)."""
+    """Compile (or load from the cache) the kernels of ``create_pretraining_data`` for these
+    array types, in this process: call it before forking workers, so that they inherit the
+    machine code instead of each loading it again (the first load in a process costs ~0.5 s)."""
     tokens = np.array([1, 2, 3, 4], token_dtype)
     one16 = np.ones(1, np.uint16)
     ids, gcol, gsz, ng, _ = instance_groups(np.zeros(1, off_dtype), one16, np.ones(1, off_dtype), one16, tokens,
@@ -417,6 +417,5 @@ def warm_up(token_dtype=np.uint16, off_dtype=np.uint32) -> None:
     out = np.zeros(256, np.uint8)
     i64 = np.zeros(1, np.int64)
     layout = (i64, i64, np.ones(1, np.int64), np.frombuffer(b"k", np.uint8), i64, np.ones(1, np.int64))
-    encode_examples(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.uint32), *layout, out, CRC32C_TABLES)
     encode_pretraining(ids, i64, i64, np.zeros(1, np.int32), np.zeros((1, 2), np.int32), i64,
                        np.zeros(0, np.int32), np.zeros(6, np.int64), *layout, out, CRC32C_TABLES)
