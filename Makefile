@@ -53,7 +53,8 @@ dag: setup
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet -r requirements.in
-	.venv-lock/bin/pip freeze --all --exclude pip > requirements.lock
+	# Public versions only: drop local labels (`+cpu`), which only a vendor index serves.
+	.venv-lock/bin/pip freeze --all --exclude pip | sed -E 's/\+[A-Za-z0-9._]+$$//' > requirements.lock
 	rm -rf .venv-lock
 
 bench: setup

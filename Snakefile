@@ -38,7 +38,7 @@ include: "rules/hf_model.smk"
 rule all:
     default_target: True
     input:
-        expand("hf_model/{model}", model=config["default_models"]),
+        expand(PATHS.hf_model, model=config["default_models"]),
     localrule: True
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of ``scripts.create_pretraining_data`` against a MeCab-only ceiling.
+"""Benchmark of ``scripts.pretraining_data.create`` against a MeCab-only ceiling.
 
     python benchmarks/bench_pretraining_data.py                  # 10 MB generated corpus
     python benchmarks/bench_pretraining_data.py --text corpus/cc-100/corpus_01.txt --vocab V
@@ -8,7 +8,7 @@ What it measures, on one machine, each run in a fresh subprocess (clean peak RSS
 
 * **ceiling**: mecab-python3 ``-Owakati`` (unidic-lite), one ``parse`` per line of the corpus,
   nothing else: the speed no MeCab-based tokenisation can beat on one core.
-* **ours**: ``python -m scripts.create_pretraining_data`` for ``wordpiece`` and ``character`` at
+* **ours**: ``python -m scripts.pretraining_data.create`` for ``wordpiece`` and ``character`` at
   the CC-100 settings (seq 128, 19 predictions, dupe 5) with ``--threads 1`` and ``2``.
 
 Reported per run: input MB/s, MB/s per core (divided by ``--threads``), MB per CPU-second of all
@@ -144,7 +144,7 @@ def build_vocabs(text: Path, out_dir: Path, vocab_size: int = 32768, sample_mb: 
 
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    from scripts.common import mecab_tagger
+    from scripts.shared.common import mecab_tagger
 
     tagger = mecab_tagger()
     limit = int(sample_mb * 1e6)
@@ -185,7 +185,7 @@ def build_vocabs(text: Path, out_dir: Path, vocab_size: int = 32768, sample_mb: 
 CEILING_CODE = r"""
 import sys, time, json, resource
 sys.path.insert(0, sys.argv[2])
-from scripts.common import mecab_tagger
+from scripts.shared.common import mecab_tagger
 parse = mecab_tagger().parse
 t0 = time.perf_counter(); nbytes = 0; lines = 0
 with open(sys.argv[1], "rb") as fh:
@@ -217,7 +217,7 @@ def run_ceiling(text: Path) -> dict:
 def run_ours(text: Path, vocab: Path, subword: str, threads: int, work: Path, args) -> dict:
     out = work / f"out_{subword}_{threads}.tfrecord.gz"
     stats = work / f"out_{subword}_{threads}.stats.json"
-    cmd = [sys.executable, "-m", "scripts.create_pretraining_data", "--input", str(text), "--output", str(out),
+    cmd = [sys.executable, "-m", "scripts.pretraining_data.create", "--input", str(text), "--output", str(out),
            "--vocab-file", str(vocab), "--subword-tokenizer", subword, "--mecab-dic", "unidic_lite",
            "--max-seq-length", str(args.max_seq_length), "--max-predictions-per-seq", str(args.max_predictions),
            "--masked-lm-prob", "0.15", "--short-seq-prob", "0.1", "--dupe-factor", str(args.dupe_factor),

@@ -12,22 +12,22 @@
 
 Stages (commands as the Snakemake rules run them; every run in a fresh subprocess):
 
-1. **wiki** -- ``python -m scripts.corpus_wiki`` on a CirrusSearch content dump built from the
+1. **wiki** -- ``python -m scripts.corpus.wiki`` on a CirrusSearch content dump built from the
    corpus documents (bulk action line + page JSON with ``text``, ``source_text``, ``heading``,
    ``category``, ... and the artefacts the cleaning removes; gzip level 6), ``--threads 1`` and
    ``2``: MB/s of (uncompressed) JSON, per core, per CPU-second; MB/s of page ``text``; peak RSS.
-2. **shard** -- ``python -m scripts.corpus_shard --format cc100`` on an ``.xz`` of the corpus,
+2. **shard** -- ``python -m scripts.corpus.shard --format cc100`` on an ``.xz`` of the corpus,
    8 shards, ``--threads 1`` and ``2``: MB/s of text, peak RSS (xz preset ``--xz-preset``, default
    3 to keep the set-up short; decompression speed hardly depends on the preset).
-   **sample** -- ``python -m scripts.corpus_sample`` over those 8 shards (half the lines).
-3. **tokenizer** -- ``python -m scripts.make_alphabet`` (the real UniDic alphabet), then
-   ``python -m scripts.train_tokenizer`` (vocab 32768, limit_alphabet 7012) on a
+   **sample** -- ``python -m scripts.corpus.sample`` over those 8 shards (half the lines).
+3. **tokenizer** -- ``python -m scripts.tokenizers.alphabet`` (the real UniDic alphabet), then
+   ``python -m scripts.tokenizers.train_wordpiece`` (vocab 32768, limit_alphabet 7012) on a
    sentence-per-line sample of the corpus of ``--tokenizer-mb`` (36.6 MB: the reference
    recipe's trainer took 76 s on one core for that size; target <= 25 s on 2 cores). Runs
    ``--tokenizer-threads`` (default 2 2 1): wall, CPU, RSS and the vocab.txt sha256 of every run
    (must all be equal: across reruns and thread counts).
-4. **pretraining** -- ``python -m scripts.create_pretraining_data`` (wordpiece with the vocab of
-   stage 3, character with ``scripts.make_char_vocab`` 7027; seq 128, max_pred 19, dupe 5,
+4. **pretraining** -- ``python -m scripts.pretraining_data.create`` (wordpiece with the vocab of
+   stage 3, character with ``scripts.tokenizers.char_vocab`` 7027; seq 128, max_pred 19, dupe 5,
    masked 0.15, short 0.1 -- the CC-100 settings; ``--max-seq-length`` etc. change them) with
    ``--threads 1`` and ``2``: MB/s, MB/s/core, MB/CPU-s, instances/s, peak RSS, phase times;
    the MeCab-only ceiling (mecab-python3 ``-Owakati``, unidic-lite, one ``parse`` per line,
@@ -86,7 +86,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.make_sample import (Article, WikiBuilder, parse_articles,  # noqa: E402
+from scripts.tools.make_sample import (Article, WikiBuilder, parse_articles,  # noqa: E402
                                  parse_web_docs)
 
 # Reference recipe figures (cl-tohoku scripts), as given in docs/benchmarks.md.
@@ -441,7 +441,7 @@ def load_pool(jglue_dir: Path | None, seed: int = 0) -> tuple[list[Doc], dict]:
 
 def load_corpus_pool(path: Path) -> tuple[list[Doc], dict]:
     """Documents of a user corpus (line per paragraph/sentence, blank line between documents)."""
-    from scripts.common import iter_lines
+    from scripts.shared.common import iter_lines
 
     docs, cur, distinct = [], [], set()
     for _, line in iter_lines(path):
@@ -671,7 +671,7 @@ def stage_wiki(ctx) -> dict:
         out = ctx.work / f"wiki_t{t}" / "corpus.txt.gz"
         stats_path = out.with_name("corpus.stats.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        r = measure(py("scripts.corpus_wiki", "--input", dump["path"], "--output", out, "--stats", stats_path,
+        r = measure(py("scripts.corpus.wiki", "--input", dump["path"], "--output", out, "--stats", stats_path,
                        "--min-sentence-length", 10, "--max-sentence-length", 200, "--split-sentences",
                        "--threads", t), ctx.log(f"wiki_t{t}"), f"corpus_wiki --threads {t}")
         st = json.loads(stats_path.read_text(encoding="utf-8"))
@@ -690,7 +690,7 @@ def stage_wiki(ctx) -> dict:
                      f"{r['peak_rss_mb']:.0f}", f"{r['tree_pss_mb']:.0f}", f"{st['sentences_written']:,}",
                      f"{r['mb_s_core'] / REF['wiki_json_mb_s_core']:.2f}x", load_str(r)])
     ctx.report.append(table(
-        f"1. Wikipedia cleaning (scripts.corpus_wiki): {dump['pages']:,} pages, {dump['json_bytes'] / 1e6:.1f} MB "
+        f"1. Wikipedia cleaning (scripts.corpus.wiki): {dump['pages']:,} pages, {dump['json_bytes'] / 1e6:.1f} MB "
         f"JSON ({dump['bytes_gz'] / 1e6:.1f} MB gz), page text {dump['text_field_bytes'] / dump['json_bytes']:.0%} "
         f"of the JSON",
         ["thr", "JSON MB", "wall s", "CPU s", "main CPU s", "MB/s", "MB/s/core", "MB/CPU-s", "text MB/s/core", "RSS MB",
@@ -709,7 +709,7 @@ def stage_shard(ctx) -> dict:
         out_dir = ctx.work / f"shards_t{t}"
         out_dir.mkdir(parents=True, exist_ok=True)
         stats_path = out_dir / "shards.stats.json"
-        r = measure(py("scripts.corpus_shard", "--input", xz["path"], "--format", "cc100", "--output-dir", out_dir,
+        r = measure(py("scripts.corpus.shard", "--input", xz["path"], "--format", "cc100", "--output-dir", out_dir,
                        "--num-shards", 8, "--seed", 0, "--no-split-sentences", "--min-sentence-length", 0,
                        "--max-sentence-length", 0, "--stats", stats_path, "--threads", t),
                     ctx.log(f"shard_t{t}"), f"corpus_shard --threads {t}")
@@ -728,7 +728,7 @@ def stage_shard(ctx) -> dict:
                      f"{r['mb_s']:.2f}", f"{r['mb_s_core']:.2f}", f"{r['mb_cpu_s']:.2f}", f"{r['peak_rss_mb']:.0f}",
                      f"{r['tree_pss_mb']:.0f}", f"{st['documents']:,}", load_str(r)])
     ctx.report.append(table(
-        f"2. Sharding (scripts.corpus_shard --format cc100, 8 shards) of a {text_mb:.1f} MB corpus as .xz "
+        f"2. Sharding (scripts.corpus.shard --format cc100, 8 shards) of a {text_mb:.1f} MB corpus as .xz "
         f"(preset {xz['preset']})",
         ["thr", "text MB", "xz MB", "wall s", "CPU s", "main CPU s", "MB/s", "MB/s/core", "MB/CPU-s", "RSS MB",
          "tree PSS MB",
@@ -742,13 +742,13 @@ def stage_shard(ctx) -> dict:
     shards = [ctx.work / f"shards_t{last['threads']}" / f"corpus_{i:02d}.txt" for i in range(1, 9)]
     want = last["lines"] // 2
     out = ctx.work / "corpus_sampled.txt"
-    r = measure(py("scripts.corpus_sample", "--input", *shards, "--output", out, "--num-lines", want,
+    r = measure(py("scripts.corpus.sample", "--input", *shards, "--output", out, "--num-lines", want,
                    "--seed", 0), ctx.log("sample"), "corpus_sample")
     mb = sum(p.stat().st_size for p in shards) / 1e6
     r.update(input_mb=mb, lines=want, output_mb=out.stat().st_size / 1e6, mb_s=mb / r["wall_s"],
              mb_cpu_s=mb / r["cpu_s"])
     ctx.report.append(table(
-        "2b. Tokenizer sample (scripts.corpus_sample) over the 8 shards",
+        "2b. Tokenizer sample (scripts.corpus.sample) over the 8 shards",
         ["input MB", "lines kept", "output MB", "wall s", "CPU s", "MB/s", "MB/CPU-s", "RSS MB", "load/other"],
         [[f"{mb:.1f}", f"{want:,}", f"{r['output_mb']:.1f}", f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}",
           f"{r['mb_s']:.2f}", f"{r['mb_cpu_s']:.2f}", f"{r['peak_rss_mb']:.0f}", load_str(r)]],
@@ -762,7 +762,7 @@ def ensure_alphabet(ctx) -> tuple[Path, dict | None]:
     if path.exists():
         return path, None
     path.parent.mkdir(parents=True, exist_ok=True)
-    r = measure(py("scripts.make_alphabet", "--output", path), ctx.log("alphabet"), "make_alphabet")
+    r = measure(py("scripts.tokenizers.alphabet", "--output", path), ctx.log("alphabet"), "make_alphabet")
     r["characters"] = sum(1 for _ in open(path, encoding="utf-8"))
     return path, r
 
@@ -774,7 +774,7 @@ def stage_tokenizer(ctx) -> dict:
     rows, runs = [], []
     for i, t in enumerate(ctx.args.tokenizer_threads):
         out_dir = ctx.work / f"tok_run{i + 1}_t{t}"
-        r = measure(py("scripts.train_tokenizer", "--input", sample["path"], "--output-dir", out_dir,
+        r = measure(py("scripts.tokenizers.train_wordpiece", "--input", sample["path"], "--output-dir", out_dir,
                        "--mecab-dic", "unidic_lite", "--vocab-size", 32768, "--limit-alphabet", 7012,
                        "--initial-alphabet-file", alphabet, "--num-unused-tokens", 10, "--wordpieces-prefix", "##",
                        "--threads", t), ctx.log(f"tok_run{i + 1}"), f"train_tokenizer run {i + 1} --threads {t}")
@@ -794,10 +794,10 @@ def stage_tokenizer(ctx) -> dict:
              f"target <= {REF['tok_target_seconds']:.0f} s (>= 3x) on 2 cores",
              f"vocab.txt byte-identical over the {len(runs)} runs: {identical}"]
     if ra:
-        notes.append(f"alphabet (scripts.make_alphabet): {ra['characters']:,} characters, {ra['wall_s']:.1f} s, "
+        notes.append(f"alphabet (scripts.tokenizers.alphabet): {ra['characters']:,} characters, {ra['wall_s']:.1f} s, "
                      f"peak RSS {ra['peak_rss_mb']:.0f} MB")
     ctx.report.append(table(
-        f"3. Tokenizer training (scripts.train_tokenizer, vocab 32768, limit_alphabet 7012) on a "
+        f"3. Tokenizer training (scripts.tokenizers.train_wordpiece, vocab 32768, limit_alphabet 7012) on a "
         f"{mb:.1f} MB sentence-per-line sample ({sample['lines']:,} lines"
         + (f"; long tail: katakana randomised in {sample['longtail']:.0%} of them" if sample.get("longtail") else "")
         + ")",
@@ -809,7 +809,7 @@ def stage_tokenizer(ctx) -> dict:
 CEILING_CODE = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-from scripts.common import mecab_tagger
+from scripts.shared.common import mecab_tagger
 parse = mecab_tagger("unidic_lite").parse
 with open(sys.argv[1], "rb") as fh:
     for raw in fh:
@@ -827,12 +827,12 @@ def ensure_vocabs(ctx) -> tuple[Path, Path]:
         if not (out_dir / "vocab.txt").exists():
             sample = ctx.work / "tok_sample_small.txt"
             write_sentences(sample, ctx.pool, int(min(ctx.args.tokenizer_mb, 10) * 1e6), seed=3)
-            measure(py("scripts.train_tokenizer", "--input", sample, "--output-dir", out_dir, "--vocab-size", 32768,
+            measure(py("scripts.tokenizers.train_wordpiece", "--input", sample, "--output-dir", out_dir, "--vocab-size", 32768,
                        "--limit-alphabet", 7012, "--initial-alphabet-file", alphabet, "--threads", 2),
                     ctx.log("tok_for_pd"), "train_tokenizer (vocabulary for stage 4, not a measurement)")
         wp = out_dir / "vocab.txt"
     ch = ctx.work / "vocab_character.txt"
-    subprocess.run(py("scripts.make_char_vocab", "--input", wp, "--output", ch, "--vocab-size", 7027),
+    subprocess.run(py("scripts.tokenizers.char_vocab", "--input", wp, "--output", ch, "--vocab-size", 7027),
                    cwd=ROOT, check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
     return wp, ch
@@ -842,7 +842,7 @@ def run_pd(ctx, text: Path, vocab: Path, subword: str, threads: int, tag: str) -
     out = ctx.work / f"pd_{tag}.tfrecord.gz"
     stats_path = ctx.work / f"pd_{tag}.stats.json"
     a = ctx.args
-    r = measure(py("scripts.create_pretraining_data", "--input", text, "--output", out, "--vocab-file", vocab,
+    r = measure(py("scripts.pretraining_data.create", "--input", text, "--output", out, "--vocab-file", vocab,
                    "--subword-tokenizer", subword, "--mecab-dic", "unidic_lite", "--max-seq-length", a.max_seq_length,
                    "--max-predictions-per-seq", a.max_predictions, "--masked-lm-prob", 0.15, "--short-seq-prob", 0.1,
                    "--dupe-factor", a.dupe_factor, "--seed", 1, "--threads", threads, "--stats", stats_path),
@@ -917,7 +917,7 @@ def stage_pretraining(ctx) -> dict:
     a = ctx.args
     settings = f"seq {a.max_seq_length}, max_pred {a.max_predictions}, dupe {a.dupe_factor}"
     ctx.report.append(table(
-        f"4. Pretraining data (scripts.create_pretraining_data; {settings}, masked 0.15) on the "
+        f"4. Pretraining data (scripts.pretraining_data.create; {settings}, masked 0.15) on the "
         f"{mb:.1f} MB corpus",
         ["tokenizer", "thr", "MB", "wall s", "CPU s", "MB/s", "MB/s/core", "MB/CPU-s", "inst/s", "instances",
          "RSS MB", "tree PSS MB", "vs ceil", "vs 1-proc ceil", "CPU vs ceil", "vs ref", "tok/layout/write s",

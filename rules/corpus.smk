@@ -1,12 +1,15 @@
 # Raw dumps -> cleaned sentence-per-line corpora -> document-level shards -> tokenizer sample.
 
 
+include: "inputs/corpus.smk"
+
+
 rule raw_sha256:
     """Digest of a raw dump, recorded in every model's provenance."""
     input:
         raw=raw_dump,
     output:
-        "corpus/{corpus}/raw.sha256.json",
+        PATHS.raw_digest,
     log:
         "logs/corpus/raw_sha256/{corpus}.log",
     benchmark:
@@ -17,9 +20,9 @@ rule raw_sha256:
         mem_mb=200,
         runtime=120,
     params:
-        code=code("digest"),
+        code=code("corpus.raw_digest"),
     shell:
-        "python -m scripts.digest --input {input.raw:q} --output {output:q} 2> {log:q}"
+        "python -m scripts.corpus.raw_digest --input {input.raw:q} --output {output:q} 2> {log:q}"
 
 
 rule corpus_wiki:
@@ -27,8 +30,8 @@ rule corpus_wiki:
     input:
         raw=raw_dump,
     output:
-        corpus="corpus/{corpus}/corpus.txt.gz",
-        stats="corpus/{corpus}/corpus.stats.json",
+        corpus=PATHS.wiki_text,
+        stats=PATHS.wiki_stats,
     log:
         "logs/corpus/corpus_wiki/{corpus}.log",
     benchmark:
@@ -45,9 +48,9 @@ rule corpus_wiki:
         split=split_flag,
         min_len=cleaning("min_sentence_length"),
         max_len=cleaning("max_sentence_length"),
-        code=code("corpus_wiki"),
+        code=code("corpus.wiki"),
     shell:
-        "python -m scripts.corpus_wiki --input {input.raw:q} --output {output.corpus:q}"
+        "python -m scripts.corpus.wiki --input {input.raw:q} --output {output.corpus:q}"
         " --stats {output.stats:q} --min-sentence-length {params.min_len}"
         " --max-sentence-length {params.max_len}"
         " {params.split} --threads {threads} 2> {log:q}"
@@ -63,7 +66,7 @@ for _corpus in CORPORA:
             text=shard_source_of(_corpus),
         output:
             shards=shard_paths(_corpus),
-            stats=f"corpus/{_corpus}/shards.stats.json",
+            stats=PATHS.shard_stats.format(corpus=_corpus),
         log:
             f"logs/corpus/corpus_shards/{_corpus}.log",
         benchmark:
@@ -81,9 +84,9 @@ for _corpus in CORPORA:
             split=split_flag({"corpus": _corpus}),
             min_len=CORPORA[_corpus]["cleaning"]["min_sentence_length"],
             max_len=CORPORA[_corpus]["cleaning"]["max_sentence_length"],
-            code=code("corpus_shard"),
+            code=code("corpus.shard"),
         shell:
-            "python -m scripts.corpus_shard --input {input.text:q} --format {params.fmt}"
+            "python -m scripts.corpus.shard --input {input.text:q} --format {params.fmt}"
             ' --output-dir "$(dirname {output.stats:q})" --num-shards {params.num_shards} --seed {params.seed}'
             " {params.split} --min-sentence-length {params.min_len} --max-sentence-length {params.max_len}"
             " --stats {output.stats:q} --threads {threads} 2> {log:q}"
@@ -94,7 +97,7 @@ rule corpus_sample:
     input:
         shards=shard_inputs,
     output:
-        "corpus/{corpus}/corpus_sampled.txt",
+        PATHS.sample,
     log:
         "logs/corpus/corpus_sample/{corpus}.log",
     benchmark:
@@ -107,7 +110,7 @@ rule corpus_sample:
     params:
         num_lines=corpus_value("sample_lines"),
         seed=config["seed"],
-        code=code("corpus_sample"),
+        code=code("corpus.sample"),
     shell:
-        "python -m scripts.corpus_sample --input {input.shards:q} --output {output:q}"
+        "python -m scripts.corpus.sample --input {input.shards:q} --output {output:q}"
         " --num-lines {params.num_lines} --seed {params.seed} 2> {log:q}"

@@ -6,6 +6,10 @@
 # One rule for all dumps: the output is the dump path itself, a wildcard that can only match the
 # configured paths of corpora with a url (so the rule never competes with other rules' outputs).
 
+
+include: "inputs/download.smk"
+
+
 # Opt-in: `download_missing_dumps: true` (config) enables it; RAW_DOWNLOADS is in common.smk.
 
 
@@ -27,13 +31,13 @@ rule download_raw:
     resources:
         mem_mb=300,
         runtime=24 * 60,
-    # No `code=code("download")` here, unlike the other rules: a dump's bytes do not depend on
+    # No `code=code("download.fetch")` here, unlike the other rules: a dump's bytes do not depend on
     # the downloader (they are checked against sha256/size), and a tracked code digest would
-    # make any edit of scripts/download.py plan a new download and, through the dump's new
+    # make any edit of scripts/download/fetch.py plan a new download and, through the dump's new
     # mtime, a rebuild of every corpus, tokenizer, TFRecord and model that follows from it.
     # url/sha256/size are tracked: changing one plans a new download (to keep an existing dump,
     # run `snakemake --cleanup-metadata <dump path>` after the edit).
     params:
         args=download_args,
     shell:
-        "python -m scripts.download {params.args:q} --output {output:q} 2> {log:q}"
+        "python -m scripts.download.fetch {params.args:q} --output {output:q} 2> {log:q}"

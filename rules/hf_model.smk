@@ -1,6 +1,9 @@
 # Model Garden checkpoint -> Hugging Face `transformers` BERT directory, written whole by one job.
 
 
+include: "inputs/hf_model.smk"
+
+
 rule hf_model:
     input:
         done=hf_done,
@@ -8,7 +11,7 @@ rule hf_model:
         vocab=hf_vocab,
         raw_digests=hf_raw_digests,
     output:
-        directory("hf_model/{model}"),
+        directory(PATHS.hf_model),
     log:
         "logs/hf_model/{model}.log",
     benchmark:
@@ -24,9 +27,9 @@ rule hf_model:
         subword=hf_subword,
         mecab_dic=hf_mecab_dic,
         card=hf_card,
-        code=code("convert_to_hf", "provenance"),
+        code=code("hf_model.convert", "hf_model.provenance"),
     shell:
-        "python -m scripts.convert_to_hf --config {input.config:q} --checkpoint {params.checkpoint:q}"
+        "python -m scripts.hf_model.convert --config {input.config:q} --checkpoint {params.checkpoint:q}"
         " --vocab-file {input.vocab:q} --subword-tokenizer {params.subword} --mecab-dic {params.mecab_dic}"
         " --model-name {wildcards.model:q} --card-json {params.card:q}"
         " --raw-digests {input.raw_digests:q} --done {input.done:q}"

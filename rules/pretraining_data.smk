@@ -1,13 +1,16 @@
 # Per-shard pretraining TFRecords (BERT sentence pairs, whole-word masking over MeCab words).
 
 
+include: "inputs/pretraining_data.smk"
+
+
 rule pretraining_data:
     input:
-        text="corpus/{corpus}/corpus_{shard}.txt",
-        vocab="tokenizers/{tokenizer}/vocab.txt",
+        text=PATHS.shard,
+        vocab=PATHS.vocab,
     output:
-        records="pretraining_data/{tokenizer}/{corpus}/pretraining_data_{shard}.tfrecord.gz",
-        stats="pretraining_data/{tokenizer}/{corpus}/pretraining_data_{shard}.stats.json",
+        records=PATHS.records,
+        stats=PATHS.records_stats,
     log:
         "logs/pretraining_data/{tokenizer}/{corpus}/{shard}.log",
     benchmark:
@@ -27,9 +30,9 @@ rule pretraining_data:
         short_seq_prob=corpus_value("pretraining_data", "short_seq_prob"),
         dupe_factor=corpus_value("pretraining_data", "dupe_factor"),
         seed=shard_seed,
-        code=code("create_pretraining_data"),
+        code=code("pretraining_data.create"),
     shell:
-        "python -m scripts.create_pretraining_data --input {input.text:q} --output {output.records:q}"
+        "python -m scripts.pretraining_data.create --input {input.text:q} --output {output.records:q}"
         " --vocab-file {input.vocab:q} --subword-tokenizer {params.subword} --mecab-dic {params.mecab_dic}"
         " --max-seq-length {params.max_seq_length} --max-predictions-per-seq {params.max_predictions}"
         " --masked-lm-prob {params.masked_lm_prob} --short-seq-prob {params.short_seq_prob}"

@@ -1,10 +1,13 @@
 # Character sets and vocabularies: tokenizers/<name>/vocab.txt
 
 
+include: "inputs/tokenizers.smk"
+
+
 rule alphabet:
     """The UniDic character set (from lex.csv when configured, else unidic-lite's sys.dic)."""
     output:
-        "tokenizers/alphabet/{alphabet}.txt",
+        PATHS.alphabet,
     log:
         "logs/tokenizers/alphabet/{alphabet}.log",
     benchmark:
@@ -16,9 +19,9 @@ rule alphabet:
         runtime=30,
     params:
         lex_args=alphabet_lex_args,
-        code=code("make_alphabet"),
+        code=code("tokenizers.alphabet"),
     shell:
-        "python -m scripts.make_alphabet --output {output:q}"
+        "python -m scripts.tokenizers.alphabet --output {output:q}"
         " {params.lex_args:q} 2> {log:q}"
 
 
@@ -28,8 +31,8 @@ rule wordpiece_vocab:
         sample=tokenizer_sample,
         alphabet=tokenizer_alphabet,
     output:
-        vocab="tokenizers/{tokenizer}/vocab.txt",
-        stats="tokenizers/{tokenizer}/train.stats.json",
+        vocab=PATHS.vocab,
+        stats=PATHS.vocab_stats,
     log:
         "logs/tokenizers/wordpiece_vocab/{tokenizer}.log",
     benchmark:
@@ -48,9 +51,9 @@ rule wordpiece_vocab:
         limit_alphabet=tokenizer_value("limit_alphabet"),
         num_unused=tokenizer_value("num_unused_tokens"),
         prefix=tokenizer_value("wordpieces_prefix"),
-        code=code("train_tokenizer"),
+        code=code("tokenizers.train_wordpiece"),
     shell:
-        'python -m scripts.train_tokenizer --input {input.sample:q} --output-dir "$(dirname {output.vocab:q})"'
+        'python -m scripts.tokenizers.train_wordpiece --input {input.sample:q} --output-dir "$(dirname {output.vocab:q})"'
         " --mecab-dic {params.mecab_dic} --vocab-size {params.vocab_size}"
         " --limit-alphabet {params.limit_alphabet} --initial-alphabet-file {input.alphabet:q}"
         " --num-unused-tokens {params.num_unused} --wordpieces-prefix {params.prefix:q}"
@@ -62,7 +65,7 @@ rule character_vocab:
     input:
         base=base_vocab,
     output:
-        vocab="tokenizers/{tokenizer}/vocab.txt",
+        vocab=PATHS.vocab,
     log:
         "logs/tokenizers/character_vocab/{tokenizer}.log",
     benchmark:
@@ -77,7 +80,7 @@ rule character_vocab:
         runtime=5,
     params:
         vocab_size=tokenizer_value("vocab_size"),
-        code=code("make_char_vocab"),
+        code=code("tokenizers.char_vocab"),
     shell:
-        "python -m scripts.make_char_vocab --input {input.base:q} --output {output.vocab:q}"
+        "python -m scripts.tokenizers.char_vocab --input {input.base:q} --output {output.vocab:q}"
         " --vocab-size {params.vocab_size} 2> {log:q}"

@@ -4,11 +4,14 @@
 # job resumes from its latest checkpoint when rerun.
 
 
+include: "inputs/training.smk"
+
+
 rule training_config:
     """The stage's Model Garden override YAML, written from config (checksummed, so retraining
     follows the config's content)."""
     output:
-        "model/{tokenizer}/{arch}/training/{stage}.yaml",
+        PATHS.stage_config,
     log:
         "logs/training/training_config/{tokenizer}/{arch}/{stage}.log",
     benchmark:
@@ -21,18 +24,18 @@ rule training_config:
         runtime=5,
     params:
         spec=stage_spec,
-        code=code("train_config"),
+        code=code("training.config"),
     shell:
-        "python -m scripts.train_config --spec {params.spec:q} --output {output:q} 2> {log:q}"
+        "python -m scripts.training.config --spec {params.spec:q} --output {output:q} 2> {log:q}"
 
 
 rule train:
     input:
-        config="model/{tokenizer}/{arch}/training/{stage}.yaml",
+        config=PATHS.stage_config,
         data=stage_data,
         init=stage_init_done,
     output:
-        done="model/{tokenizer}/{arch}/training/{stage}/done.json",
+        done=PATHS.stage_done,
     log:
         "logs/training/train/{tokenizer}/{arch}/{stage}.log",
     benchmark:
@@ -49,8 +52,8 @@ rule train:
         model_dir=stage_model_dir,
         init_args=stage_init_args,
         train_args=stage_train_args,
-        code=code("train"),
+        code=code("training.model_garden"),
     shell:
-        "python -m scripts.train --config {input.config:q} {params.train_args:q}"
+        "python -m scripts.training.model_garden --config {input.config:q} {params.train_args:q}"
         " --model-dir {params.model_dir:q} {params.init_args:q}"
         " --threads {threads} --done {output.done:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
   ``##`` continuations) that MeCab-tokenised Japanese maps onto.
 * :func:`write_pretraining_data`: random but valid BERT pretraining examples (v2 feature names)
   as GZIP TFRecords, the layout ``create_pretraining_data`` produces.
-* :func:`stage_spec` / :func:`write_stage_config`: a tiny-model spec for ``scripts.train_config``.
+* :func:`stage_spec` / :func:`write_stage_config`: a tiny-model spec for ``scripts.training.config``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def stage_spec(vocab_size: int, arch: dict | None = None, runtime: dict | None =
 
 
 def write_stage_config(path: Path, spec: dict) -> Path:
-    from scripts.train_config import write_override
+    from scripts.training.config import write_override
 
     write_override(spec, str(path))
     return path
@@ -175,7 +175,7 @@ def tiny_stage1(tmp_path_factory) -> dict:
         pattern = str(root / "pretraining_data" / "pretraining_data_*.tfrecord.gz")
         model_dir = root / "model" / "cc-100"
         t0 = time.monotonic()
-        proc = run_module("scripts.train", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
+        proc = run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
                           "--threads", "2", "--mode", "train_and_eval", "--done", model_dir / "done.json")
         _CACHE["stage1"] = {"root": root, "vocab": vocab, "files": files, "pattern": pattern, "cfg": cfg,
                             "model_dir": model_dir, "proc": proc, "wall": time.monotonic() - t0}

@@ -1,8 +1,8 @@
-"""scripts.convert_to_hf / scripts.bert_mapping: Model Garden checkpoint -> transformers BERT.
+"""scripts.hf_model.convert / scripts.hf_model.bert_mapping: Model Garden checkpoint -> transformers BERT.
 
 The TF pretrainer and ``transformers.BertForPreTraining.from_pretrained(out)`` must give the same
 MLM and NSP logits (max abs difference < 1e-4) on inputs with padding and both token types.
-Two checkpoints: one from a real ``scripts.train`` run (trainer layout, optimizer state) and one
+Two checkpoints: one from a real ``scripts.training.model_garden`` run (trainer layout, optimizer state) and one
 with every weight set to distinct random values (so that a transposed or swapped tensor, or the
 exact-vs-tanh GELU choice, shows up clearly).
 """
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import helpers_tf as h
-from scripts.bert_mapping import MappingError, expected_shapes, map_variables
+from scripts.hf_model.bert_mapping import MappingError, expected_shapes, map_variables
 
 VOCAB = h.TINY_VOCAB
 # The shape rules/common.smk (hf_card) passes.
@@ -31,7 +31,7 @@ PROVENANCE = {"code": {"commit": "abc", "dirty": False}, "raw_inputs": [{"path":
 
 
 def convert_cli(cfg, ckpt, vocab, out, *extra, check=True):
-    return h.run_module("scripts.convert_to_hf", "--config", cfg, "--checkpoint", ckpt, "--vocab-file", vocab,
+    return h.run_module("scripts.hf_model.convert", "--config", cfg, "--checkpoint", ckpt, "--vocab-file", vocab,
                         "--subword-tokenizer", "wordpiece", "--mecab-dic", "unidic_lite",
                         "--model-name", "bert-tiny-test", "--card-json", json.dumps(CARD),
                         "--provenance-json", json.dumps(PROVENANCE), "--output-dir", out, *extra, check=check)
@@ -57,8 +57,8 @@ def randomized(work, tmp_path_factory):
     converted in-process."""
     import tensorflow as tf
 
-    from scripts.convert_to_hf import build_pretrainer, convert
-    from scripts.train import load_params
+    from scripts.hf_model.convert import build_pretrainer, convert
+    from scripts.training.model_garden import load_params
 
     root = tmp_path_factory.mktemp("random")
     params = load_params(str(work["cfg"]))
@@ -202,8 +202,8 @@ def test_converted_directory(trained, work):
 
 
 def test_logits_match_trained_checkpoint(trained, work):
-    from scripts.convert_to_hf import load_pretrainer
-    from scripts.train import load_params
+    from scripts.hf_model.convert import load_pretrainer
+    from scripts.training.model_garden import load_params
 
     model = load_pretrainer(load_params(str(work["cfg"])), str(trained["model_dir"] / "ckpt-20"))
     mlm, nsp = max_logit_diffs(model, trained["out"])
@@ -212,7 +212,7 @@ def test_logits_match_trained_checkpoint(trained, work):
 
 
 def test_logits_match_random_weights(randomized):
-    from scripts.convert_to_hf import load_pretrainer
+    from scripts.hf_model.convert import load_pretrainer
 
     model = load_pretrainer(randomized["params"], randomized["ckpt"])
     mlm, nsp = max_logit_diffs(model, randomized["out"])
@@ -240,7 +240,7 @@ def test_loads_with_auto_classes_and_fill_mask(trained):
 def test_character_tokenizer_config(trained, tmp_path):
     from transformers import AutoTokenizer
 
-    from scripts.convert_to_hf import tokenizer_config
+    from scripts.hf_model.convert import tokenizer_config
 
     out = tmp_path / "char"
     shutil.copytree(trained["out"], out)
@@ -251,8 +251,8 @@ def test_character_tokenizer_config(trained, tmp_path):
 
 
 def test_conversion_errors(work, randomized, tmp_path):
-    from scripts import convert_to_hf
-    from scripts.common import InputError
+    from scripts.hf_model import convert as convert_to_hf
+    from scripts.shared.common import InputError
 
     def args(ckpt, vocab, card=CARD):
         return ["--config", str(work["cfg"]), "--checkpoint", str(ckpt), "--vocab-file", str(vocab),

@@ -1,4 +1,4 @@
-"""Tests for the corpus stages: scripts/textclean.py, corpus_wiki.py, corpus_shard.py, corpus_sample.py."""
+"""Tests for the corpus stages: scripts/corpus/textclean.py, corpus_wiki.py, corpus_shard.py, corpus_sample.py."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts import corpus_sample, corpus_shard, corpus_wiki, textclean  # noqa: E402
-from scripts.common import InputError  # noqa: E402
-from scripts.textclean import (  # noqa: E402
+from scripts.corpus import sample as corpus_sample, shard as corpus_shard, wiki as corpus_wiki, textclean  # noqa: E402
+from scripts.shared.common import InputError  # noqa: E402
+from scripts.corpus.textclean import (  # noqa: E402
     SentenceSplitter,
     clean_paragraph,
     clean_wiki_text,
@@ -290,7 +290,7 @@ def test_wiki_cli_threads_identical(tmp_path):
     outs = []
     for n in (1, 2):
         out = tmp_path / f"t{n}" / "corpus.txt.gz"
-        r = run_module("corpus_wiki", "--input", dump, "--output", out, "--stats",
+        r = run_module("corpus.wiki", "--input", dump, "--output", out, "--stats",
                        tmp_path / f"t{n}" / "corpus.stats.json", "--min-sentence-length", 10,
                        "--max-sentence-length", 200, "--split-sentences", "--threads", n)
         assert r.returncode == 0, r.stderr
@@ -345,7 +345,7 @@ def test_wiki_truncated_gzip_is_an_error(tmp_path):
     assert str(dump) in str(e.value)
     assert leftovers(outdir) == []
     # the CLI exits non-zero with the message
-    r = run_module("corpus_wiki", "--input", dump, "--output", outdir / "corpus.txt.gz",
+    r = run_module("corpus.wiki", "--input", dump, "--output", outdir / "corpus.txt.gz",
                    "--stats", outdir / "corpus.stats.json", "--threads", 2)
     assert r.returncode == 2
     assert str(dump) in r.stderr and "truncated" in r.stderr
@@ -368,7 +368,7 @@ def test_wiki_nothing_survives_is_an_error(tmp_path):
 
 
 def test_wiki_missing_input(tmp_path):
-    r = run_module("corpus_wiki", "--input", tmp_path / "nope.json.gz", "--output", tmp_path / "o.txt.gz")
+    r = run_module("corpus.wiki", "--input", tmp_path / "nope.json.gz", "--output", tmp_path / "o.txt.gz")
     assert r.returncode == 2 and "nope.json.gz" in r.stderr
 
 
@@ -505,7 +505,7 @@ def test_shard_truncated_xz_is_an_error(tmp_path):
         corpus_shard.shard_corpus([src], out, 4, stats_path=out / "s.json")
     assert str(src) in str(e.value)
     assert leftovers(out) == []
-    r = run_module("corpus_shard", "--input", src, "--format", "cc100", "--output-dir", out,
+    r = run_module("corpus.shard", "--input", src, "--format", "cc100", "--output-dir", out,
                    "--num-shards", 4, "--seed", 0, "--stats", out / "s.json")
     assert r.returncode == 2 and str(src) in r.stderr
     assert leftovers(out) == []
@@ -524,7 +524,7 @@ def test_shard_too_few_documents_is_an_error(tmp_path):
 def test_shard_cli(tmp_path):
     src = write_xz(tmp_path / "ja.txt.xz", cc100_text(30))
     out = tmp_path / "o"
-    r = run_module("corpus_shard", "--input", src, "--format", "cc100", "--output-dir", out,
+    r = run_module("corpus.shard", "--input", src, "--format", "cc100", "--output-dir", out,
                    "--num-shards", 3, "--seed", 7, "--stats", out / "shards.stats.json",
                    "--no-split-sentences", "--min-sentence-length", 0, "--max-sentence-length", 0,
                    "--threads", 2)
@@ -566,7 +566,7 @@ def test_sample_deterministic_and_ordered(tmp_path):
 def test_sample_all_lines_when_fewer(tmp_path):
     shards = make_shards(tmp_path)
     corpus = [ln for p in shards for ln in p.read_text(encoding="utf-8").split("\n") if ln]
-    r = run_module("corpus_sample", "--input", *shards, "--output", tmp_path / "s.txt",
+    r = run_module("corpus.sample", "--input", *shards, "--output", tmp_path / "s.txt",
                    "--num-lines", 1000, "--seed", 0)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "s.txt").read_text(encoding="utf-8").split("\n")[:-1] == corpus

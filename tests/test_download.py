@@ -1,4 +1,4 @@
-"""scripts/download.py against a local HTTP server (127.0.0.1, ephemeral port, in a thread).
+"""scripts/download/fetch.py against a local HTTP server (127.0.0.1, ephemeral port, in a thread).
 
 The server serves fixture bytes with Range support and can misbehave on request: drop the
 connection after N bytes, ignore Range (answer 200 with the whole file), or fail with a status.
@@ -96,7 +96,7 @@ def server():
 
 
 def download(url, output, *extra, timeout=60):
-    cmd = [sys.executable, "-m", "scripts.download", "--url", url, "--output", str(output),
+    cmd = [sys.executable, "-m", "scripts.download.fetch", "--url", url, "--output", str(output),
            "--backoff", "0.05", "--timeout", "5", *map(str, extra)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_PROXY="*", no_proxy="*")
     for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):

@@ -153,8 +153,8 @@ def test_converted_demo_model_is_numerically_the_model_garden_model(demo_run):
     import torch
     from transformers import AutoTokenizer, BertForPreTraining
 
-    from scripts.convert_to_hf import load_pretrainer
-    from scripts.train import load_params, resolve_checkpoint
+    from scripts.hf_model.convert import load_pretrainer
+    from scripts.training.model_garden import load_params, resolve_checkpoint
 
     train_dir = demo_run / "model" / TOK / "bert_tiny" / "training"
     params = load_params(str(train_dir / "cc-100_wikipedia.yaml"))

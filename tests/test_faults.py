@@ -54,7 +54,7 @@ def artefact_hashes(wd: Path) -> dict[str, str]:
 def warm_compiled_code(wd: Path) -> None:
     """Compile the numba kernels of this copy once, so that run timings (and the kill moments
     spread over them) are those of the stages, not of a one-off compilation."""
-    subprocess.run([sys.executable, "-c", "from scripts import kernels; kernels.warm_up()"], cwd=wd,
+    subprocess.run([sys.executable, "-c", "from scripts.pretraining_data import kernels; kernels.warm_up()"], cwd=wd,
                    env=job_env(), check=True, timeout=600)
 
 
@@ -166,20 +166,20 @@ def scaled_inputs(tmp_path_factory) -> Path:
 def _stages(d: Path) -> list[tuple[str, list[str], list[Path]]]:
     """(name, command, outputs) in dependency order; each reads only earlier stages' outputs."""
     return [
-        ("corpus_wiki", _cli("scripts.corpus_wiki", "--input", d / "wiki.json.gz", "--output", d / "w/corpus.txt.gz",
+        ("corpus_wiki", _cli("scripts.corpus.wiki", "--input", d / "wiki.json.gz", "--output", d / "w/corpus.txt.gz",
                              "--split-sentences", "--threads", 2), [d / "w/corpus.txt.gz"]),
-        ("corpus_shard", _cli("scripts.corpus_shard", "--input", d / "ja.txt.xz", "--format", "cc100",
+        ("corpus_shard", _cli("scripts.corpus.shard", "--input", d / "ja.txt.xz", "--format", "cc100",
                               "--output-dir", d / "c", "--num-shards", 4, "--seed", 0, "--threads", 2),
          [d / f"c/corpus_0{i}.txt" for i in range(1, 5)]),
-        ("corpus_sample", _cli("scripts.corpus_sample", "--input", *[d / f"c/corpus_0{i}.txt" for i in range(1, 5)],
+        ("corpus_sample", _cli("scripts.corpus.sample", "--input", *[d / f"c/corpus_0{i}.txt" for i in range(1, 5)],
                                "--output", d / "c/corpus_sampled.txt", "--num-lines", 50000, "--seed", 0),
          [d / "c/corpus_sampled.txt"]),
-        ("make_alphabet", _cli("scripts.make_alphabet", "--output", d / "t/alphabet.txt"), [d / "t/alphabet.txt"]),
-        ("train_tokenizer", _cli("scripts.train_tokenizer", "--input", d / "c/corpus_sampled.txt", "--output-dir",
+        ("make_alphabet", _cli("scripts.tokenizers.alphabet", "--output", d / "t/alphabet.txt"), [d / "t/alphabet.txt"]),
+        ("train_tokenizer", _cli("scripts.tokenizers.train_wordpiece", "--input", d / "c/corpus_sampled.txt", "--output-dir",
                                  d / "t/wp", "--vocab-size", 8192, "--limit-alphabet", 7012,
                                  "--initial-alphabet-file", d / "t/alphabet.txt", "--threads", 2),
          [d / "t/wp/vocab.txt"]),
-        ("create_pretraining_data", _cli("scripts.create_pretraining_data", "--input", d / "c/corpus_01.txt",
+        ("create_pretraining_data", _cli("scripts.pretraining_data.create", "--input", d / "c/corpus_01.txt",
                                          "--output", d / "p/pretraining_data_01.tfrecord.gz", "--vocab-file",
                                          d / "t/wp/vocab.txt", "--subword-tokenizer", "wordpiece",
                                          "--max-seq-length", 128, "--max-predictions-per-seq", 19,

@@ -1,4 +1,4 @@
-"""Tests for scripts/make_sample.py and the committed sample under sample/."""
+"""Tests for scripts/tools/make_sample.py and the committed sample under sample/."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts import make_sample  # noqa: E402
+from scripts.tools import make_sample  # noqa: E402
 
 SAMPLE = REPO / "sample"
 WIKI = SAMPLE / make_sample.WIKI_OUT
@@ -29,7 +29,7 @@ def sha256(path: Path) -> str:
 
 
 def test_regenerates_committed_files_byte_for_byte(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "scripts.make_sample", "--out-dir", tmp_path],
+    r = subprocess.run([sys.executable, "-m", "scripts.tools.make_sample", "--out-dir", tmp_path],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert sha256(tmp_path / make_sample.WIKI_OUT) == sha256(WIKI)

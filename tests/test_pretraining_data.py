@@ -1,4 +1,4 @@
-"""Tests of scripts.create_pretraining_data, scripts.tfrecord and scripts.wordpiece.
+"""Tests of scripts.pretraining_data.create, scripts.shared.tfrecord and scripts.tokenizers.wordpiece.
 
 Everything is made here: a generated multi-document Japanese corpus, a small WordPiece vocabulary
 trained on it with ``tokenizers`` (and a character vocabulary derived from it). The TFRecords
@@ -24,8 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts import tfrecord  # noqa: E402
-from scripts.common import InputError  # noqa: E402
+from scripts.pretraining_data.encoder import ExampleEncoder  # noqa: E402
+from scripts.shared import tfrecord  # noqa: E402
+from scripts.shared.common import InputError  # noqa: E402
 
 SEQ, PRED = 128, 19
 FEATURES = {
@@ -92,7 +93,7 @@ def write_corpus(path: Path, docs: list[list[str]]) -> Path:
 def train_vocab(docs, path: Path, size: int = 480) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    from scripts.common import mecab_tagger
+    from scripts.shared.common import mecab_tagger
 
     tagger = mecab_tagger()
     lines = [tagger.parse(unicodedata.normalize("NFKC", s)) for d in docs for s in d]
@@ -124,7 +125,7 @@ def run_cli(d: Path, corpus: Path, vocab: Path, name: str, *, subword="wordpiece
             extra=(), check=True) -> tuple[subprocess.CompletedProcess, Path, Path]:
     out = d / f"{name}.tfrecord.gz"
     stats = d / f"{name}.stats.json"
-    cmd = [sys.executable, "-m", "scripts.create_pretraining_data", "--input", str(corpus), "--output", str(out),
+    cmd = [sys.executable, "-m", "scripts.pretraining_data.create", "--input", str(corpus), "--output", str(out),
            "--vocab-file", str(vocab), "--subword-tokenizer", subword, "--mecab-dic", "unidic_lite",
            "--max-seq-length", str(SEQ), "--max-predictions-per-seq", str(PRED), "--masked-lm-prob", "0.15",
            "--short-seq-prob", "0.1", "--dupe-factor", "5", "--seed", str(seed), "--threads", str(threads),
@@ -326,7 +327,7 @@ def test_distribution_statistics(built, parsed):
 
 
 def test_truncated_lengths_match_the_reference_loop():
-    from scripts.create_pretraining_data import truncated_lengths
+    from scripts.pretraining_data.create import truncated_lengths
 
     rng = np.random.default_rng(0)
     la = rng.integers(1, 300, 3000)
@@ -384,8 +385,8 @@ def test_ids_equal_bert_japanese_tokenizer(data, parsed, name, subword):
 
 def test_corpus_tokens_and_word_starts_match_hf(data):
     """The shard's token array equals HF ids; word starts are MeCab word boundaries."""
-    from scripts.create_pretraining_data import read_corpus
-    from scripts.wordpiece import JapaneseTokenizer
+    from scripts.pretraining_data.create import read_corpus
+    from scripts.tokenizers.wordpiece import JapaneseTokenizer
 
     for vocab, subword in ((data["wp_vocab"], "wordpiece"), (data["char_vocab"], "character")):
         hf = hf_tokenizer(vocab, subword)
@@ -411,8 +412,8 @@ def test_whole_word_masking_never_splits_a_mecab_word(data, subword, general_gro
 
     ``general_groups``: the group-size path used when the text has literal [CLS]/[SEP] tokens.
     """
-    import scripts.create_pretraining_data as cpd
-    from scripts.wordpiece import JapaneseTokenizer
+    import scripts.pretraining_data.create as cpd
+    from scripts.tokenizers.wordpiece import JapaneseTokenizer
 
     vocab = data["wp_vocab"] if subword == "wordpiece" else data["char_vocab"]
     hf = hf_tokenizer(vocab, subword)
@@ -484,7 +485,7 @@ def test_literal_special_tokens_in_text(data, tmp_path):
 
 
 def test_tokenizer_equals_hf_on_edge_cases(data):
-    from scripts.wordpiece import JapaneseTokenizer
+    from scripts.tokenizers.wordpiece import JapaneseTokenizer
 
     texts = [s for d in data["docs"][:30] for s in d] + ODD + [
         "梅雨 [SEP] 梅雨（つゆ）は[MASK]です", "abc[CLS]def", "[UNK]", " [SEP]x ", "［SEP］と[sep]",
@@ -507,7 +508,7 @@ def test_tokenizer_equals_hf_on_edge_cases(data):
 
 
 def test_no_documents_is_an_input_error(data, tmp_path):
-    from scripts.create_pretraining_data import Params, create_pretraining_data
+    from scripts.pretraining_data.create import Params, create_pretraining_data
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n\n", encoding="utf-8")
@@ -603,7 +604,7 @@ def test_batch_encoder_equals_reference_serialisation(tmp_path):
 
     rng = np.random.default_rng(1)
     for seq, pred, vocab in ((128, 19, 32768), (512, 76, 250_000), (8, 2, 50)):
-        enc = tfrecord.ExampleEncoder([
+        enc = ExampleEncoder([
             ("input_word_ids", "int64", seq, vocab - 1), ("input_mask", "int64", seq, 1),
             ("masked_lm_positions", "int64", pred, seq - 1), ("masked_lm_weights", "float", pred, 0),
             ("next_sentence_labels", "int64", 1, 1)])
@@ -656,7 +657,7 @@ def _exit_on_three(x):
 def test_a_dead_worker_fails_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
-    from scripts.common import imap_ordered, process_pool
+    from scripts.shared.common import imap_ordered, process_pool
 
     with pytest.raises(BrokenProcessPool):
         with process_pool(2) as pool:
@@ -671,7 +672,7 @@ def test_a_dead_worker_fails_instead_of_hanging():
 
 
 def test_kernel_crc32c_equals_google_crc32c():
-    from scripts import kernels
+    from scripts.pretraining_data import kernels
 
     rng = np.random.default_rng(4)
     buf = np.frombuffer(rng.bytes(5000), np.uint8)
@@ -684,7 +685,7 @@ def test_kernel_crc32c_equals_google_crc32c():
 def test_retry_pool_draws_like_a_lazily_refilled_pool(needed):
     """The layout kernel gets a pre-drawn pool of uniforms (longer ones when it runs out); what it
     sees and where the generator is left must equal the reference's refills of 256 on demand."""
-    import scripts.create_pretraining_data as cpd
+    import scripts.pretraining_data.create as cpd
 
     lazy = cpd._rng(9, 1, 0, 0)
     seen_lazy = []

@@ -1,4 +1,4 @@
-"""Unit tests of scripts/registry.py (cross-reference checks, lookups, code digests)."""
+"""Unit tests of scripts/shared/registry.py (cross-reference checks, lookups, code digests)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from scripts import registry
+from scripts.shared import registry
 
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 

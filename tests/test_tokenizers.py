@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts import make_alphabet, make_char_vocab, train_tokenizer  # noqa: E402
-from scripts.common import InputError, mecab_tagger  # noqa: E402
-from scripts.mecab_dic import DictionaryError, MecabDictionary, dictionary_path  # noqa: E402
+from scripts.tokenizers import alphabet as make_alphabet, char_vocab as make_char_vocab, train_wordpiece as train_tokenizer  # noqa: E402
+from scripts.shared.common import InputError, mecab_tagger  # noqa: E402
+from scripts.tokenizers.mecab_dic import DictionaryError, MecabDictionary, dictionary_path  # noqa: E402
 
 UNIDIC_LITE_ALPHABET_SIZE = 7012  # the recipe's --limit_alphabet (UniDic 2.1.2)
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -146,7 +146,7 @@ def test_lex_csv_error_names_line(tmp_path, caplog):
     write_lex(lex, [["東京", "1"], ["x" * (csv.field_size_limit() + 10), "1"]])
     with pytest.raises(InputError, match=r"lex\.csv:2: bad CSV row"):
         make_alphabet.build_alphabet(lex)
-    proc = run_module("scripts.make_alphabet", "--output", tmp_path / "a.txt", "--lex-file", lex, check=False)
+    proc = run_module("scripts.tokenizers.alphabet", "--output", tmp_path / "a.txt", "--lex-file", lex, check=False)
     assert proc.returncode == 2
     assert "lex.csv:2: bad CSV row" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "a.txt").exists()
@@ -195,7 +195,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def train_cli(corpus: Path, alphabet: Path, out: Path, threads: int, vocab_size: int) -> Path:
-    run_module("scripts.train_tokenizer", "--input", corpus, "--output-dir", out, "--mecab-dic", "unidic_lite",
+    run_module("scripts.tokenizers.train_wordpiece", "--input", corpus, "--output-dir", out, "--mecab-dic", "unidic_lite",
                "--vocab-size", vocab_size, "--limit-alphabet", UNIDIC_LITE_ALPHABET_SIZE,
                "--initial-alphabet-file", alphabet, "--num-unused-tokens", 10, "--wordpieces-prefix", "##",
                "--threads", threads)
@@ -329,7 +329,7 @@ def test_char_vocab_errors(trained, tmp_path):
     bad.write_text("".join(t + "\n" for t in shuffled), encoding="utf-8")
     with pytest.raises(InputError, match=r"bad\.txt:21: entry 21"):
         make_char_vocab.char_vocab(bad, 7027)
-    proc = run_module("scripts.make_char_vocab", "--input", bad, "--output", tmp_path / "o.txt", check=False)
+    proc = run_module("scripts.tokenizers.char_vocab", "--input", bad, "--output", tmp_path / "o.txt", check=False)
     assert proc.returncode == 2 and "not a single character" in proc.stderr
     assert not (tmp_path / "o.txt").exists()
 

@@ -1,7 +1,7 @@
-"""scripts.train_config and scripts.train: override shape, accelerator plans, CPU training,
+"""scripts.training.config and scripts.training.model_garden: override shape, accelerator plans, CPU training,
 resume after a kill, stage-2 initialisation from stage 1.
 
-Training runs are real ``python -m scripts.train`` subprocesses on a tiny BERT (hidden 64,
+Training runs are real ``python -m scripts.training.model_garden`` subprocesses on a tiny BERT (hidden 64,
 2 layers) over random GZIP TFRecords; each takes ~15-25 s on 2 CPU cores.
 """
 
@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 import helpers_tf as h
-from scripts.common import InputError
-from scripts.train_config import build_override, dump_override
+from scripts.shared.common import InputError
+from scripts.training.config import build_override, dump_override
 
 BERT_BASE = {
     "hidden_size": 768, "num_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
@@ -101,7 +101,7 @@ def test_train_config_cli_is_byte_stable(tmp_path):
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}" / "cc-100.yaml"
-        h.run_module("scripts.train_config", "--spec", spec, "--output", out)
+        h.run_module("scripts.training.config", "--spec", spec, "--output", out)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert outs[0].decode() == dump_override(build_override(recipe_spec()))
@@ -126,7 +126,7 @@ def data(stage1):
 
 
 def test_tpu_and_gpu_plans(tmp_path, data, capsys, caplog):
-    from scripts import train
+    from scripts.training import model_garden as train
 
     tpu_cfg = h.write_stage_config(tmp_path / "tpu.yaml", recipe_spec())
     # The CLI's --dry-run prints what a TPU run would get, without touching a device.
@@ -170,7 +170,7 @@ def test_tpu_and_gpu_plans(tmp_path, data, capsys, caplog):
 
 
 def test_mixed_compression_and_bad_layout_rejected(tmp_path, data):
-    from scripts import train
+    from scripts.training import model_garden as train
 
     plain = h.write_pretraining_data(tmp_path / "plain", vocab_size=1000, num_files=1, per_file=4, gzip=False)
     with pytest.raises(InputError, match="mix of GZIP"):
@@ -188,7 +188,7 @@ def test_mixed_compression_and_bad_layout_rejected(tmp_path, data):
 
 
 def train_cli(cfg: Path, model_dir: Path, pattern: str, *extra, check=True, timeout=300):
-    return h.run_module("scripts.train", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
+    return h.run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
                         "--threads", "2", "--done", model_dir / "done.json", *extra, check=check,
                         timeout=timeout)
 
@@ -225,7 +225,7 @@ def test_resume_with_more_steps_and_nothing_to_do(stage1, data, tmp_path, caplog
     assert d["resumed_from"] == f"{model_dir}/ckpt-20" and d["checkpoint"] == f"{model_dir}/ckpt-30"
 
     # Rerun (in-process: no training happens, so no TF thread settings are needed).
-    from scripts import train
+    from scripts.training import model_garden as train
 
     caplog.set_level(logging.INFO)
     train.train(config=str(cfg), train_files=[str(f) for f in data["files"]], model_dir=str(model_dir),
@@ -245,7 +245,7 @@ def test_resume_with_more_steps_and_nothing_to_do(stage1, data, tmp_path, caplog
 def test_killed_run_continues_from_latest_checkpoint(data, tmp_path):
     model_dir = tmp_path / "cc-100"
     long_cfg = h.write_stage_config(tmp_path / "long.yaml", h.stage_spec(1000, train_steps=100000))
-    cmd = [sys.executable, "-m", "scripts.train", "--config", str(long_cfg), "--train-files", data["pattern"],
+    cmd = [sys.executable, "-m", "scripts.training.model_garden", "--config", str(long_cfg), "--train-files", data["pattern"],
            "--model-dir", str(model_dir), "--threads", "2", "--mode", "train", "--done", str(model_dir / "done.json")]
     proc = subprocess.Popen(cmd, cwd=h.ROOT, env=h.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -274,8 +274,8 @@ def test_killed_run_continues_from_latest_checkpoint(data, tmp_path):
 
 
 def test_stage2_starts_from_stage1_weights(stage1, data, tmp_path):
-    from scripts.convert_to_hf import load_pretrainer, tf_variables
-    from scripts.train import load_params
+    from scripts.hf_model.convert import load_pretrainer, tf_variables
+    from scripts.training.model_garden import load_params
 
     # Learning rate 0: the stage-2 checkpoint holds exactly the weights stage 2 started from.
     cfg = h.write_stage_config(tmp_path / "cc-100_wikipedia.yaml", h.stage_spec(
@@ -301,7 +301,7 @@ def test_stage2_starts_from_stage1_weights(stage1, data, tmp_path):
 
 
 def test_missing_init_checkpoint_is_an_error(stage1, data, tmp_path):
-    from scripts import train
+    from scripts.training import model_garden as train
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import RECIPE_DUMPS, ROOT, copy_workflow, snakemake, with_placeholder_dumps
-from scripts import make_envs
+from scripts.tools import make_envs
 
 def job_stats(text: str) -> dict[str, int]:
     """The first `Job stats:` table of `snakemake -n --quiet rules` (it is printed twice)."""
@@ -132,3 +132,17 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, key, value, named):
     assert proc.returncode != 0
     assert named in err, err[-3000:]
     assert not (tmp_path / "corpus").exists()
+
+
+def test_lock_installs_from_the_standard_index():
+    """Public versions only: no `+local` labels (a `+cpu` build is served only by PyTorch's own
+    index or a local wheel cache), no URLs or machine paths, every line a plain `name==version`."""
+    lines = [ln.strip() for ln in (ROOT / "requirements.lock").read_text().splitlines()]
+    pins = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert pins
+    for ln in pins:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,-]+\])?==[0-9][0-9A-Za-z.!]*", ln), \
+            f"requirements.lock: {ln!r} is not a public name==version pin"
+        assert "+" not in ln and "/" not in ln and "@" not in ln, ln
+    for env in sorted((ROOT / "envs").glob("*.yaml")):
+        assert "+cpu" not in env.read_text(), env

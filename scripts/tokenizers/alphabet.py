@@ -2,13 +2,13 @@
 
 The recipe builds it from UniDic 2.1.2's ``lex.csv``. Without that file (no registry ships it),
 the same set is derived from the compiled ``sys.dic`` of unidic-lite (built from UniDic 2.1.2),
-whose trie holds every entry surface as a key (see :mod:`scripts.mecab_dic`).
+whose trie holds every entry surface as a key (see :mod:`scripts.tokenizers.mecab_dic`).
 
 Per character of a surface: apply NFKC; keep the result only if it is exactly one character and
 ``str.isprintable()``. In lex.csv an empty surface field stands for the double-quote character.
 For unidic-lite both routes give 7012 characters (the recipe's ``limit_alphabet``).
 
-    python -m scripts.make_alphabet --output tokenizers/alphabet/unidic_lite.txt \
+    python -m scripts.tokenizers.alphabet --output tokenizers/alphabet/unidic_lite.txt \
         [--lex-file lex.csv] [--mecab-dic unidic_lite]
 """
 
@@ -19,7 +19,7 @@ import csv
 import unicodedata
 from typing import Iterable
 
-from scripts.common import LOG, InputError, Progress, atomic_path, iter_lines, run_cli
+from scripts.shared.common import LOG, InputError, Progress, atomic_path, iter_lines, run_cli
 
 
 def normalize_char(ch: str) -> str | None:
@@ -76,7 +76,7 @@ def surfaces_from_lex(path, stats: dict) -> Iterable[str]:
 
 def surfaces_from_dic(dic: str, stats: dict) -> Iterable[str]:
     """Entry surfaces of a compiled MeCab dictionary (each distinct surface once)."""
-    from scripts.mecab_dic import MecabDictionary, dictionary_path
+    from scripts.tokenizers.mecab_dic import MecabDictionary, dictionary_path
 
     path = dictionary_path(dic)
     progress = Progress(f"read {path}", unit="surfaces")

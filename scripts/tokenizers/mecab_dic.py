@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from scripts.common import InputError
+from scripts.shared.common import InputError
 
 MAGIC_XOR = 0xEF718F77
 DIC_VERSION = 102

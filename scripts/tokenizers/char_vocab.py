@@ -1,10 +1,10 @@
 """The recipe's character vocabulary: the first N entries of a WordPiece vocabulary.
 
-    python -m scripts.make_char_vocab --input tokenizers/wordpiece_unidic_lite/vocab.txt \
+    python -m scripts.tokenizers.char_vocab --input tokenizers/wordpiece_unidic_lite/vocab.txt \
         --output tokenizers/character_unidic_lite/vocab.txt --vocab-size 7027
 
 The recipe takes ``head -n 7027``: 5 special tokens, 10 ``[unusedN]`` and the 7012 UniDic
-characters, which :mod:`scripts.train_tokenizer` writes first. This stage checks that the head
+characters, which :mod:`scripts.tokenizers.train_wordpiece` writes first. This stage checks that the head
 really is that: leading bracketed tokens (``[PAD]``, ``[unused0]``, ...), then only single
 characters, no duplicates, and ``[UNK]`` among the specials (BertJapaneseTokenizer needs it).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from scripts.common import LOG, InputError, atomic_path, iter_lines, run_cli
+from scripts.shared.common import LOG, InputError, atomic_path, iter_lines, run_cli
 
 SPECIAL_RE = re.compile(r"\[[A-Za-z]+[0-9]*\]")
 

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m scripts.download --url URL --output PATH [--sha256 HEX] [--size N]
+    python -m scripts.download.fetch --url URL --output PATH [--sha256 HEX] [--size N]
 
 * **Resumable.** Bytes go to ``PATH.part``. A later run (or a retry) continues from its end with
   a ``Range: bytes=N-`` request; a ``206`` answer is appended, a ``200`` (a server that ignores
@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from scripts.common import LOG, run_cli
+from scripts.shared.common import LOG, run_cli
 
 CHUNK = 1 << 20
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}

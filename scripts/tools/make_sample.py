@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.make_sample --out-dir sample [--source-dir sample/source]
+    python -m scripts.tools.make_sample --out-dir sample [--source-dir sample/source]
 
 writes
 
@@ -59,11 +59,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.common import atomic_path, run_cli
+from scripts.shared.common import atomic_path, run_cli
 
 LOG = logging.getLogger("bertja.make_sample")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE = REPO / "sample" / "source"
 WIKI_OUT = Path("wikipedia") / "jawiki-sample-cirrussearch-content.json.gz"
 CC100_OUT = Path("cc-100") / "ja.txt.xz"
@@ -580,7 +580,7 @@ def make_sample(out_dir, source_dir=DEFAULT_SOURCE) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.make_sample",
+    p = argparse.ArgumentParser(prog="python -m scripts.tools.make_sample",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--out-dir", default="sample", help="where wikipedia/ and cc-100/ are written")
     p.add_argument("--source-dir", default=str(DEFAULT_SOURCE), help="hand-written source text")

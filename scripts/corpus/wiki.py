@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.corpus_wiki --input DUMP.json.gz --output corpus/<c>/corpus.txt.gz \\
+    python -m scripts.corpus.wiki --input DUMP.json.gz --output corpus/<c>/corpus.txt.gz \\
         --stats corpus/<c>/corpus.stats.json [--min-sentence-length 10] \\
         [--max-sentence-length 200] [--split-sentences | --no-split-sentences] [--threads N] \\
         [--drop-disambiguation | --keep-disambiguation]
@@ -11,7 +11,7 @@ The dump is the Elasticsearch bulk format: an action line (``{"index":{"_type":"
 "_id":"…"}}``; newer dumps omit ``_type``) followed by the page's JSON.  It is streamed (never held
 in memory); pages go in chunks to ``--threads`` worker processes through a bounded, ordered map,
 so the output is byte-identical for every thread count.  Each page is cleaned and split by
-:mod:`scripts.textclean`; its surviving sentences are written one per line followed by one blank
+:mod:`scripts.corpus.textclean`; its surviving sentences are written one per line followed by one blank
 line (a page with no surviving sentence writes nothing).  The gzip output is deterministic: no
 file name and mtime 0 in the header, compression level 6.
 
@@ -34,7 +34,7 @@ that reached the cleaning); ``pages_written``; ``pages_empty_after_cleaning``;
 ``skipped`` by reason and ``skipped_total``; ``bytes_in`` / ``bytes_out`` (files on disk) and their
 ``_uncompressed`` counterparts; ``seconds``; the settings used.
 
-A truncated or corrupt gzip raises :class:`~scripts.common.InputError` and leaves no output; so
+A truncated or corrupt gzip raises :class:`~scripts.shared.common.InputError` and leaves no output; so
 do a dump with zero usable pages and a dump where no sentence survives cleaning.
 """
 
@@ -49,8 +49,8 @@ import time
 from collections import Counter
 from typing import Iterator
 
-from scripts.common import InputError, Progress, atomic_path, chunked, iter_lines, ordered_map, run_cli, write_json
-from scripts.textclean import SentenceSplitter, SkipLog, human_bytes, wiki_sentences
+from scripts.shared.common import InputError, Progress, atomic_path, chunked, iter_lines, ordered_map, run_cli, write_json
+from scripts.corpus.textclean import SentenceSplitter, SkipLog, human_bytes, wiki_sentences
 
 LOG = logging.getLogger("bertja.corpus_wiki")
 
@@ -231,7 +231,7 @@ def build_wiki_corpus(input_path, output_path, stats_path=None, *, min_length: i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.corpus_wiki", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.corpus.wiki", description=__doc__.split("\n")[0])
     p.add_argument("--input", required=True, help="CirrusSearch content dump (.json.gz)")
     p.add_argument("--output", required=True, help="output corpus (.txt.gz)")
     p.add_argument("--stats", help="stats JSON to write")

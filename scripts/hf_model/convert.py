@@ -2,18 +2,18 @@
 
 ::
 
-    python -m scripts.convert_to_hf --config model/<tok>/<arch>/training/cc-100_wikipedia.yaml \\
+    python -m scripts.hf_model.convert --config model/<tok>/<arch>/training/cc-100_wikipedia.yaml \\
         --checkpoint model/<tok>/<arch>/training/cc-100_wikipedia   (directory -> latest, or a prefix) \\
         --vocab-file tokenizers/<tok>/vocab.txt --subword-tokenizer wordpiece|character \\
         --mecab-dic unidic_lite --model-name bert-base-japanese-v3 \\
         --card-json '{"license": ..., "description": ..., ...}' --provenance-json '{...}' \\
         --output-dir hf_model/<name>
 
-Steps: the experiment config (``bert/pretraining`` + the stage YAML, as ``scripts.train`` builds
+Steps: the experiment config (``bert/pretraining`` + the stage YAML, as ``scripts.training.model_garden`` builds
 it) -> ``MaskedLMTask.build_model()`` (``BertPretrainerV2`` with the MLM head and the
 ``next_sentence`` classification head) -> ``tf.train.Checkpoint(model=...).read(ckpt)`` with
 ``assert_existing_objects_matched`` (every model variable must come from the checkpoint) ->
-:mod:`scripts.bert_mapping` (every variable mapped or explicitly dropped, every transformers key
+:mod:`scripts.hf_model.bert_mapping` (every variable mapped or explicitly dropped, every transformers key
 set, shapes checked) -> ``BertForPreTraining.load_state_dict(strict=True)`` -> ``save_pretrained``.
 
 Output directory (built under a temporary name, renamed at the end):
@@ -57,8 +57,8 @@ import shutil
 
 import numpy as np
 
-from scripts.bert_mapping import MappingError, expected_shapes, map_variables
-from scripts.common import LOG, InputError, atomic_dir, run_cli, write_json
+from scripts.hf_model.bert_mapping import MappingError, expected_shapes, map_variables
+from scripts.shared.common import LOG, InputError, atomic_dir, run_cli, write_json
 
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
@@ -309,7 +309,7 @@ def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, meca
     import torch
     from transformers import BertForPreTraining
 
-    from scripts.train import checkpoint_step, load_params, resolve_checkpoint
+    from scripts.training.experiment import checkpoint_step, load_params, resolve_checkpoint
 
     params = load_params(config)
     enc = check_convertible(params)
@@ -391,7 +391,7 @@ def main(argv=None) -> int:
     if not isinstance(card, dict) or not isinstance(provenance, dict):
         raise InputError("--card-json/--provenance-json", "must be JSON objects")
     if a.raw_digests or a.done:
-        from scripts.provenance import build
+        from scripts.hf_model.provenance import build
 
         provenance = {**build(a.raw_digests, card, a.done), **provenance}
     convert(config=a.config, checkpoint=a.checkpoint, vocab_file=a.vocab_file, subword=a.subword_tokenizer,

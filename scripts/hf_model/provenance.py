@@ -7,26 +7,30 @@ models; it records which code built them.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from scripts.common import run_cli
+from scripts.shared.formats import read_done, read_raw_digest
+
 
 PACKAGES = ("snakemake", "tensorflow", "tf-models-official", "tf-keras", "transformers", "torch",
             "tokenizers", "sentencepiece", "mecab-python3", "fugashi", "unidic-lite", "numpy")
 
 
+# The files whose state decides what the workflow runs.
+CODE_PATHS = ("Snakefile", "rules", "scripts", "schemas", "config.yaml", "requirements.lock")
+
+
 def git_commit(cwd: str | None = None) -> dict:
-    root = cwd or str(Path(__file__).resolve().parent.parent)
+    root = cwd or str(Path(__file__).resolve().parents[2])
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        # Untracked files count where they can change what runs (a new module in scripts/).
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
+                                    cwd=root, capture_output=True, text=True, timeout=10).stdout.strip())
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -44,26 +48,12 @@ def package_versions(names=PACKAGES) -> dict:
 
 def build(raw_digests: list[str], card: dict, done: str | None = None) -> dict:
     prov = {
-        "raw_inputs": [json.loads(Path(p).read_text(encoding="utf-8")) for p in raw_digests],
+        "raw_inputs": [f for p in raw_digests for f in read_raw_digest(p)],
         "config": card,
         "code": git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),
     }
     if done:
-        prov["training"] = json.loads(Path(done).read_text(encoding="utf-8"))
+        prov["training"] = read_done(done)
     return prov
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--raw-digests", nargs="*", default=[])
-    ap.add_argument("--card-json", required=True)
-    ap.add_argument("--done")
-    a = ap.parse_args(argv)
-    print(json.dumps(build(a.raw_digests, json.loads(a.card_json), a.done), ensure_ascii=False, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,6 +1,6 @@
 """Write the Model Garden ``bert/pretraining`` override YAML for one training stage.
 
-``python -m scripts.train_config --spec JSON --output model/<tok>/<arch>/training/<stage>.yaml``
+``python -m scripts.training.config --spec JSON --output model/<tok>/<arch>/training/<stage>.yaml``
 
 ``--spec`` is one JSON object (the rule passes it as a single shell-quoted string)::
 
@@ -28,9 +28,9 @@ Decisions:
 * ``task.{train,validation}_data.file_type: tfrecord_compressed``: the pretraining data are
   GZIP TFRecords (``pretraining_data_*.tfrecord.gz``), and Model Garden's
   ``BertPretrainDataConfig.file_type`` selects ``tf.data.TFRecordDataset(...,
-  compression_type='GZIP')`` for that value (``official.common.dataset_fn``). ``scripts.train``
+  compression_type='GZIP')`` for that value (``official.common.dataset_fn``). ``scripts.training.model_garden``
   still checks the actual file suffixes at train time.
-* Input paths and ``task.init_checkpoint`` are *not* written here: ``scripts.train`` sets them
+* Input paths and ``task.init_checkpoint`` are *not* written here: ``scripts.training.model_garden`` sets them
   (train and validation read the same files, as in the recipe).
 * Output is deterministic: sorted keys, no timestamps, written atomically.
 
@@ -45,7 +45,7 @@ import numbers
 
 import yaml
 
-from scripts.common import LOG, InputError, atomic_path, run_cli
+from scripts.shared.common import LOG, InputError, atomic_path, run_cli
 
 ARCH_KEYS = ("hidden_size", "num_layers", "num_attention_heads", "intermediate_size",
              "max_position_embeddings", "type_vocab_size", "hidden_activation", "dropout_rate",
@@ -58,8 +58,8 @@ DATA_KEYS = ("max_seq_length", "max_predictions_per_seq")
 RUNTIME_KEYS = ("distribution_strategy", "tpu", "mixed_precision_dtype", "num_gpus")
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("float32", "float16", "bfloat16")
-HEADER = ("# Model Garden `bert/pretraining` override, written by scripts/train_config.py.\n"
-          "# Input paths and task.init_checkpoint are set by scripts/train.py at run time.\n")
+HEADER = ("# Model Garden `bert/pretraining` override, written by scripts/training/config.py.\n"
+          "# Input paths and task.init_checkpoint are set by scripts/training/model_garden.py at run time.\n")
 
 
 def _get(d: dict, key: str, where: str):

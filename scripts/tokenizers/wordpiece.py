@@ -32,7 +32,7 @@ from itertools import repeat
 
 import numpy as np
 
-from scripts.common import InputError, mecab_tagger
+from scripts.shared.common import InputError, mecab_tagger
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_INPUT_CHARS_PER_WORD = 100

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.corpus_shard --input FILE [--input FILE ...] --format cc100|sentences \\
+    python -m scripts.corpus.shard --input FILE [--input FILE ...] --format cc100|sentences \\
         --output-dir corpus/<c> --num-shards N [--seed S] [--stats corpus/<c>/shards.stats.json] \\
         [--split-sentences | --no-split-sentences] [--min-sentence-length L] \\
         [--max-sentence-length L] [--threads N]
@@ -11,13 +11,13 @@ Both formats hold one line per paragraph (``cc100``, raw CC-100) or per sentence
 the cleaned Wikipedia corpus), with documents separated by a blank line.  Inputs are read in the
 order given (``.xz``/``.gz``/plain, streamed); a document never spans two input files.
 
-* ``cc100``: every line goes through :func:`scripts.textclean.clean_paragraph` (NFKC, control and
+* ``cc100``: every line goes through :func:`scripts.corpus.textclean.clean_paragraph` (NFKC, control and
   non-printable characters dropped, whitespace collapsed; optional MeCab sentence split and length
   filters, 0 = no limit).
 * ``sentences``: lines are copied as they are.
 
 Parallelism: the main process only decompresses and cuts the stream into blocks of whole lines
-(~1 MB, :func:`scripts.common.read_blocks`); ``--threads`` worker processes decode, clean and split them into
+(~1 MB, :func:`scripts.shared.common.read_blocks`); ``--threads`` worker processes decode, clean and split them into
 per-document pieces of output bytes, through a bounded, ordered map; the main process then draws
 a shard per document and writes the pieces.  Shards are identical for every thread count.
 
@@ -36,8 +36,8 @@ and out, ``seconds``, the seed and settings.
 
 Bad input: a line with invalid UTF-8 or with NUL bytes is skipped, counted (``bad_utf8_lines``,
 ``nul_lines``) and logged with file:line; CRLF line ends are accepted.  A truncated archive raises
-:class:`~scripts.common.InputError`.  If any shard would be empty (too few documents for
-``--num-shards``) an :class:`~scripts.common.InputError` says how many documents were found.  In
+:class:`~scripts.shared.common.InputError`.  If any shard would be empty (too few documents for
+``--num-shards``) an :class:`~scripts.shared.common.InputError` says how many documents were found.  In
 every error case no shard is left behind: all shards are written under temporary names and
 renamed together only on success.  Whitespace-only lines are not document separators; in
 ``cc100`` they clean to nothing and are dropped.
@@ -52,8 +52,8 @@ import random
 import time
 from collections import Counter
 
-from scripts.common import AtomicFiles, InputError, Progress, ordered_map, read_blocks, run_cli, write_json
-from scripts.textclean import SentenceSplitter, SkipLog, clean_paragraph
+from scripts.shared.common import AtomicFiles, InputError, Progress, ordered_map, read_blocks, run_cli, write_json
+from scripts.corpus.textclean import SentenceSplitter, SkipLog, clean_paragraph
 
 LOG = logging.getLogger("bertja.corpus_shard")
 
@@ -246,7 +246,7 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.corpus_shard",
+    p = argparse.ArgumentParser(prog="python -m scripts.corpus.shard",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--input", action="append", required=True,
                    help="input corpus (.xz/.gz/plain); repeat for several, read in order")

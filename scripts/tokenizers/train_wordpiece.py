@@ -1,6 +1,6 @@
 """Train the recipe's WordPiece vocabulary: MeCab (unidic-lite) words, then HF ``tokenizers``.
 
-    python -m scripts.train_tokenizer --input corpus/wikipedia/corpus_sampled.txt \
+    python -m scripts.tokenizers.train_wordpiece --input corpus/wikipedia/corpus_sampled.txt \
         --output-dir tokenizers/wordpiece_unidic_lite --mecab-dic unidic_lite \
         --vocab-size 32768 --limit-alphabet 7012 \
         --initial-alphabet-file tokenizers/alphabet/unidic_lite.txt \
@@ -54,7 +54,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from scripts.common import (LOG, InputError, Progress, atomic_path, iter_lines, mecab_tagger, peak_rss_mb,
+from scripts.shared.common import (LOG, InputError, Progress, atomic_path, iter_lines, mecab_tagger, peak_rss_mb,
                             run_cli, write_json)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -1,6 +1,6 @@
 """BERT pretraining TFRecords (MLM with whole-word masking + NSP) from a sentence-per-line shard.
 
-    python -m scripts.create_pretraining_data --input corpus/cc-100/corpus_01.txt \\
+    python -m scripts.pretraining_data.create --input corpus/cc-100/corpus_01.txt \\
         --output pretraining_data/wordpiece_unidic_lite/cc-100/pretraining_data_01.tfrecord.gz \\
         --vocab-file tokenizers/wordpiece_unidic_lite/vocab.txt --subword-tokenizer wordpiece \\
         --mecab-dic unidic_lite --max-seq-length 128 --max-predictions-per-seq 19 \\
@@ -35,7 +35,7 @@ Algorithm (the statistics of Google BERT's / cl-tohoku's ``create_pretraining_da
 
 Tokenisation equals transformers' ``BertJapaneseTokenizer(word_tokenizer_type="mecab",
 mecab_dic="unidic_lite", subword_tokenizer_type=..., do_lower_case=False)`` on each stripped
-line (NFKC, MeCab, WordPiece with ``##`` / characters, [UNK] rules): see :mod:`scripts.wordpiece`.
+line (NFKC, MeCab, WordPiece with ``##`` / characters, [UNK] rules): see :mod:`scripts.tokenizers.wordpiece`.
 
 Design, for speed and memory (the reference keeps Python lists of token strings and Python
 ``TrainingInstance`` objects for the whole shard: ~54 bytes of RAM per input byte, ~0.165 MB/s):
@@ -49,7 +49,7 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
    entries, else uint32), sentence token offsets and document sentence offsets -- 2 bytes of
    RAM per token (+8 per sentence), reused by every dupe pass.
 2. **Layout.** Per (dupe pass, block of documents) -- blocks cut by token/sentence counts, never
-   by thread count -- a compiled loop over chunks (:func:`scripts.kernels.layout_documents`;
+   by thread count -- a compiled loop over chunks (:func:`scripts.pretraining_data.kernels.layout_documents`;
    random numbers pre-drawn in bulk from a ``np.random.Generator(PCG64)`` seeded with
    ``SeedSequence(seed, spawn_key=(1, dupe, block))``) yields compact instance descriptors
    (A start/length, B start/length in the token array, flags); B of random-next instances and
@@ -60,7 +60,7 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
 4. **Materialise** blocks of 4096 instances (``spawn_key=(2, block)``): a compiled scan gathers
    the tokens and finds the word groups, numpy orders them at random per row (a SIMD row sort of
    int32 keys ``random << b | group``), a compiled greedy fill picks the masked words, and the
-   80/10/10 replacements are drawn; :func:`scripts.kernels.encode_pretraining` serialises the
+   80/10/10 replacements are drawn; :func:`scripts.pretraining_data.kernels.encode_pretraining` serialises the
    block straight from these compact arrays to framed TFRecord bytes (CRC32C included), and the
    block is raw-deflated as an independent piece of one gzip member (CRC-32s combined). Pieces
    are made in parallel and written in block order, so the output bytes depend on the input,
@@ -73,7 +73,7 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
 6. Memory: besides the arrays above, a few tens of MB of per-block temporaries; glibc is told to
    keep freed memory (``mallopt``) so blocks reuse pages instead of faulting in new ones.
 
-The compiled parts (:mod:`scripts.kernels`, numba) are warmed up in the main process before the
+The compiled parts (:mod:`scripts.pretraining_data.kernels`, numba) are warmed up in the main process before the
 workers fork, so they inherit the machine code. They were checked byte for byte against the
 previous pure-numpy implementation (same random streams, same bytes).
 
@@ -91,11 +91,13 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from scripts import kernels
-from scripts.common import (LOG, InputError, Progress, atomic_path, imap_ordered, peak_rss_mb, process_pool,
+from scripts.pretraining_data import kernels
+from scripts.shared.common import (LOG, InputError, Progress, atomic_path, imap_ordered, peak_rss_mb, process_pool,
                             read_blocks, run_cli, write_json)
-from scripts.tfrecord import ExampleEncoder, GzipPieceWriter, deflate_piece, resolve_compressor
-from scripts.wordpiece import JapaneseTokenizer
+from scripts.pretraining_data.encoder import ExampleEncoder
+from scripts.shared.formats import record_features
+from scripts.shared.tfrecord import GzipPieceWriter, deflate_piece, resolve_compressor
+from scripts.tokenizers.wordpiece import JapaneseTokenizer
 
 CHUNK_BYTES = 1 << 20          # bytes of text per tokenisation task
 BLOCK_TOKENS = 1 << 20         # layout blocks: about this many tokens, or 1/32 as many sentences
@@ -245,7 +247,7 @@ def _tok_task(task) -> _Chunk:
     """Decode, split and tokenise one block of whole lines (``(first line number, bytes)``).
 
     NUL bytes are removed (and counted); invalid UTF-8 comes back as an error chunk naming the
-    line and the byte within it, as :func:`scripts.common.iter_lines` reports it.
+    line and the byte within it, as :func:`scripts.shared.common.iter_lines` reports it.
     """
     first, data = task
     nbytes = len(data)
@@ -280,7 +282,7 @@ def read_corpus(path, tokenizer: JapaneseTokenizer, threads: int, chunk_bytes: i
     ``threads > 1``: the main process is otherwise idle then).
 
     The main process reads (decompressing if needed) blocks of ~``chunk_bytes`` whole lines
-    (:func:`scripts.common.read_blocks`); the workers decode, split and tokenise them. The result
+    (:func:`scripts.shared.common.read_blocks`); the workers decode, split and tokenise them. The result
     does not depend on ``threads`` nor on ``chunk_bytes``: a block's first line starts a document
     when a blank line ends the block before it.
     """
@@ -459,27 +461,18 @@ def _layout_task(task):
 
 
 def make_encoder(p: Params, vocab_size: int) -> ExampleEncoder:
-    L, P = p.max_seq_length, p.max_predictions_per_seq
-    return ExampleEncoder([
-        ("input_word_ids", "int64", L, vocab_size - 1),
-        ("input_mask", "int64", L, 1),
-        ("input_type_ids", "int64", L, 1),
-        ("masked_lm_positions", "int64", P, L - 1),
-        ("masked_lm_ids", "int64", P, vocab_size - 1),
-        ("masked_lm_weights", "float", P, 0),
-        ("next_sentence_labels", "int64", 1, 1),
-    ])
+    return ExampleEncoder(record_features(p.max_seq_length, p.max_predictions_per_seq, vocab_size))
 
 
 def materialize(a_tok, la, b_tok, lb, flags, rng: np.random.Generator, debug: dict | None = None):
     """A block of instances masked (a :class:`Block`, and counters).
 
-    :func:`scripts.kernels.instance_groups` builds the ids and the whole-word groups (a group
+    :func:`scripts.pretraining_data.kernels.instance_groups` builds the ids and the whole-word groups (a group
     starts at a candidate token unless it continues a word whose previous token is a candidate
     too: a word cut by truncation at a segment start is the part inside the segment). Every
     row's groups are put in random order by sorting ``random << b | group`` keys (the random
     bits drawn here, one row of ``max groups`` per instance), and
-    :func:`scripts.kernels.greedy_fill` takes each group iff it still fits (never splitting a
+    :func:`scripts.pretraining_data.kernels.greedy_fill` takes each group iff it still fits (never splitting a
     word). Then 80 % [MASK], 10 % unchanged, 10 % a random vocabulary id.
     """
     st = _STATE

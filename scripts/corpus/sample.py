@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.corpus_sample --input SHARD [SHARD ...] --output corpus/<c>/corpus_sampled.txt \\
+    python -m scripts.corpus.sample --input SHARD [SHARD ...] --output corpus/<c>/corpus_sampled.txt \\
         --num-lines N [--seed S] [--stats corpus/<c>/corpus_sampled.stats.json]
 
 The recipe does ``cat corpus_*.txt | grep -v '^$' | shuf | head -n N``.  Here, with bounded
@@ -25,7 +25,7 @@ import os
 import random
 import time
 
-from scripts.common import InputError, Progress, atomic_path, iter_lines, run_cli, write_json
+from scripts.shared.common import InputError, Progress, atomic_path, iter_lines, run_cli, write_json
 
 LOG = logging.getLogger("bertja.corpus_sample")
 
@@ -81,7 +81,7 @@ def sample_lines(inputs, output_path, num_lines: int, seed: int = 0, stats_path=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.corpus_sample",
+    p = argparse.ArgumentParser(prog="python -m scripts.corpus.sample",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--input", nargs="+", action="extend", required=True, help="shard files")
     p.add_argument("--output", required=True)

@@ -13,7 +13,7 @@ import hashlib
 import zlib
 from pathlib import Path
 
-SCRIPTS_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -151,30 +151,59 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _local_imports(tree: ast.AST) -> set[str]:
-    mods = set()
+def _module_file(mod: str, scripts_dir: Path) -> Path | None:
+    """``a.b`` -> ``scripts/a/b.py`` (or ``scripts/a/b/__init__.py``); None when not ours."""
+    base = scripts_dir.joinpath(*mod.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def local_imports(tree: ast.AST, scripts_dir: Path = SCRIPTS_DIR, package: str = "") -> set[str]:
+    """The ``scripts`` modules (dotted, without the ``scripts.`` prefix) that a module imports.
+
+    ``from scripts.x import y`` names module ``x.y`` when ``scripts/x/y.py`` exists, else the
+    package ``x``; relative imports are resolved against ``package``.
+    """
+    mods: set[str] = set()
+
+    def add(base: str, names=()):
+        found = False
+        for n in names:
+            sub = f"{base}.{n}" if base else n
+            if _module_file(sub, scripts_dir):
+                mods.add(sub)
+                found = True
+        if base and (not found or _module_file(base, scripts_dir)):
+            mods.add(base)
+
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level and node.module:
-                mods.add(node.module.split(".")[0])
-            elif node.level:
-                mods.update(a.name for a in node.names)
-            elif node.module and node.module.startswith("scripts."):
-                mods.add(node.module.split(".")[1])
+            names = [a.name for a in node.names]
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+                add(base, names)
             elif node.module == "scripts":
-                mods.update(a.name for a in node.names)
+                add("", names)
+            elif node.module and node.module.startswith("scripts."):
+                add(node.module[len("scripts."):], names)
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("scripts."):
-                    mods.add(a.name.split(".")[1])
-    return mods
+                    mods.add(a.name[len("scripts."):])
+    return {m for m in mods if m}
 
 
 def code_digest(*modules: str, scripts_dir: Path = SCRIPTS_DIR) -> str:
     """sha256 over the code of ``scripts/<module>.py`` and every ``scripts`` module it imports.
 
-    The digest is taken over the parsed syntax tree without docstrings, so comments, docstrings
-    and formatting changes do not rerun a stage; any change to what the code does does.
+    Modules are dotted names below ``scripts`` (``corpus.wiki``). The digest is taken over the
+    parsed syntax tree without docstrings, so comments, docstrings and formatting changes do not
+    rerun a stage; any change to what the code does does. An unknown module is an error (a rule
+    that names a moved module must not silently track nothing).
     """
     seen: dict[str, str] = {}
     todo = list(modules)
@@ -182,11 +211,14 @@ def code_digest(*modules: str, scripts_dir: Path = SCRIPTS_DIR) -> str:
         mod = todo.pop()
         if mod in seen:
             continue
-        path = scripts_dir / f"{mod}.py"
-        if not path.exists():
+        path = _module_file(mod, scripts_dir)
+        if path is None:
+            if mod in modules:
+                raise ConfigError(f"code digest: no module scripts.{mod} in {scripts_dir}")
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        todo.extend(_local_imports(tree))
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        todo.extend(local_imports(tree, scripts_dir, package))
         seen[mod] = ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False)
     h = hashlib.sha256()
     for mod in sorted(seen):

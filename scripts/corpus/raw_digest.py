@@ -6,7 +6,7 @@ import argparse
 import hashlib
 import os
 
-from scripts.common import LOG, Progress, run_cli, write_json
+from scripts.shared.common import LOG, Progress, run_cli, write_json
 
 
 def sha256_file(path: str, chunk: int = 1 << 22, progress: Progress | None = None) -> str:

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m scripts.train --config model/<tok>/<arch>/training/<stage>.yaml \\
+    python -m scripts.training.model_garden --config model/<tok>/<arch>/training/<stage>.yaml \\
         --train-files 'pretraining_data/<tok>/<corpus>/pretraining_data_*.tfrecord.gz' \\
         [--train-file F ...] --model-dir model/<tok>/<arch>/training/<stage> \\
         [--init-checkpoint model/<tok>/<arch>/training/<prev-stage>] \\
@@ -11,7 +11,7 @@
 What it does, in the order of ``official/nlp/train.py`` (the recipe's entry point):
 
 1. ``exp_factory.get_exp_config('bert/pretraining')`` overridden (strictly: unknown keys are
-   errors) by the stage YAML from ``scripts.train_config``; then the input paths (train and
+   errors) by the stage YAML from ``scripts.training.config``; then the input paths (train and
    validation read the same files, as in the recipe) and ``task.init_checkpoint``.
 2. The distribution strategy from ``runtime`` via ``distribute_utils.get_distribution_strategy``:
    ``one_device`` (``device:CPU:0`` with ``num_gpus: 0``, else ``device:GPU:0``), ``mirrored``
@@ -68,19 +68,12 @@ import os
 import sys
 import time
 
-from scripts.common import LOG, InputError, run_cli, write_json
-
-EXPERIMENT = "bert/pretraining"
+from scripts.shared.common import LOG, InputError, run_cli
+from scripts.shared.formats import PRED_FEATURES, write_done
+from scripts.shared.formats import SEQ_FEATURES as INT_FEATURES
+from scripts.training.experiment import (EXPERIMENT, _tf, checkpoint_step, detect_file_type,  # noqa: F401
+                                         load_params, resolve_checkpoint, resolve_init_checkpoint)
 PRECISION_POLICY = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-INT_FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
-PRED_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    import tensorflow as tf
-
-    return tf
 
 
 def _route_absl_logging() -> None:
@@ -118,15 +111,6 @@ def resolve_train_files(patterns=(), files=()) -> list[str]:
     return out
 
 
-def detect_file_type(files: list[str]) -> str:
-    gz = [f.endswith(".gz") for f in files]
-    if all(gz):
-        return "tfrecord_compressed"
-    if not any(gz):
-        return "tfrecord"
-    raise InputError(files[gz.index(False)], "mix of GZIP (.gz) and uncompressed TFRecord files")
-
-
 def check_first_record(path: str, file_type: str, seq_length: int, max_pred: int) -> None:
     """Read one record and check the v2 feature layout against the config (names the file)."""
     tf = _tf()
@@ -154,63 +138,9 @@ def check_first_record(path: str, file_type: str, seq_length: int, max_pred: int
                                    f"(seq_length={seq_length}, max_predictions_per_seq={max_pred})")
 
 
-def resolve_checkpoint(path: str, what: str = "checkpoint") -> str:
-    """A directory -> its latest checkpoint prefix; a prefix must exist. Never silently empty."""
-    tf = _tf()
-    if tf.io.gfile.isdir(path):
-        ckpt = tf.train.latest_checkpoint(path)
-        if not ckpt:
-            raise InputError(path, f"{what} directory holds no checkpoint")
-        return ckpt
-    if not tf.io.gfile.exists(path + ".index"):
-        raise InputError(path, f"{what} not found (neither a directory nor a checkpoint prefix)")
-    return path
-
-
-def resolve_init_checkpoint(path: str | None) -> str | None:
-    return resolve_checkpoint(path, "init checkpoint") if path else None
-
-
-def checkpoint_step(ckpt: str) -> int:
-    tf = _tf()
-    step = tf.Variable(-1, dtype=tf.int64)
-    tf.train.Checkpoint(global_step=step).read(ckpt).expect_partial()
-    if int(step.numpy()) < 0:
-        raise InputError(ckpt, "checkpoint has no global_step")
-    return int(step.numpy())
-
-
 # ---------------------------------------------------------------------------------------------
 # Config
 # ---------------------------------------------------------------------------------------------
-
-
-def load_params(config: str, *, train_files=None, init_checkpoint: str | None = None,
-                lock: bool = True):
-    """The ``bert/pretraining`` ExperimentConfig overridden by ``config`` (YAML) and the inputs."""
-    from official.core import exp_factory
-    from official.modeling.hyperparams import params_dict
-    from official.nlp.configs import pretraining_experiments  # noqa: F401  registers the experiment
-
-    if not os.path.exists(config):
-        raise InputError(config, "config not found")
-    params = exp_factory.get_exp_config(EXPERIMENT)
-    try:
-        params = params_dict.override_params_dict(params, config, is_strict=True)
-    except (KeyError, ValueError, TypeError) as e:
-        raise InputError(config, f"not a valid {EXPERIMENT} override: {e}") from None
-    over: dict = {"task": {}}
-    if train_files:
-        file_type = detect_file_type(train_files)
-        for section in ("train_data", "validation_data"):
-            over["task"][section] = {"input_path": list(train_files), "file_type": file_type}
-    if init_checkpoint is not None:
-        over["task"]["init_checkpoint"] = init_checkpoint
-    params.override(over, is_strict=True)
-    params.validate()
-    if lock:
-        params.lock()
-    return params
 
 
 def strategy_kwargs(params) -> dict:
@@ -424,7 +354,7 @@ def train(*, config: str, train_files: list[str], model_dir: str, done: str,
         "validation_metrics": eval_metrics,
     }
     if chief:
-        write_json(done, info)
+        write_done(done, info)
     else:
         LOG.info("not the chief worker: %s not written", done)
     LOG.info("built %s: step %d, checkpoint %s", model_dir, final_step, final)
@@ -433,7 +363,7 @@ def train(*, config: str, train_files: list[str], model_dir: str, done: str,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", required=True, help="stage override YAML (scripts.train_config)")
+    ap.add_argument("--config", required=True, help="stage override YAML (scripts.training.config)")
     ap.add_argument("--train-files", action="append", default=[],
                     help="glob pattern(s) of training TFRecords (repeatable, comma-separated ok)")
     ap.add_argument("--train-file", action="append", default=[], help="one training file (repeatable)")
