@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test lint dag lock bench clean-demo slurm-deps
+.PHONY: setup demo test lint dag lock bench clean-demo slurm-deps report-deps
 
 setup: $(STAMP)
 
@@ -21,9 +21,13 @@ $(STAMP): requirements.lock
 ## The main job: the demo model on the bundled sample, end to end.
 demo: setup
 	snakemake --cores $(CORES)
+	snakemake --report report.html
+	@echo "Model:         $(abspath hf_model)/"
+	@echo "JGLUE results: $(abspath eval/jglue/results.md) (per task: eval/jglue/<model>/<task>/metrics.json)"
+	@echo "Report:        $(abspath report.html) (figures in $(abspath plots)/)"
 
 ## The test suite (unit tests per script + end-to-end runs of the sample pipeline).
-test: setup slurm-deps
+test: setup slurm-deps report-deps
 	python -m pytest tests
 
 SLURM_PKGS := slurmctld slurmd slurm-client munge
@@ -39,6 +43,17 @@ slurm-deps:
 	    || echo "slurm-deps: apt-get install $(SLURM_PKGS) failed; tests/test_slurm.py will be skipped"; \
 	else echo "slurm-deps: no SLURM and no root/apt-get to install it; tests/test_slurm.py will be skipped"; fi
 
+## Headless Chromium for tests/test_report.py (opens report.html as a person would; Debian, as
+## root); where impossible that test is skipped.
+report-deps:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	    || echo "report-deps: apt-get install chromium failed; tests/test_report.py's browser check will be skipped"; \
+	else echo "report-deps: no chromium and no root/apt-get to install it; tests/test_report.py's browser check will be skipped"; fi
+
 lint: setup
 	snakemake --lint
 	snakefmt --check --diff Snakefile rules/
@@ -46,8 +61,8 @@ lint: setup
 ## Stage graph and job graph as SVG (needs graphviz's `dot`).
 dag: setup
 	mkdir -p docs
-	snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
-	snakemake --dag | dot -Tsvg > docs/dag.svg
+	snakemake --rulegraph dot | dot -Tsvg > docs/rulegraph.svg
+	snakemake --dag dot | dot -Tsvg > docs/dag.svg
 
 ## Re-resolve requirements.in into the pinned lock.
 lock:
@@ -61,4 +76,4 @@ bench: setup
 	python benchmarks/bench_stages.py
 
 clean-demo:
-	rm -rf corpus tokenizers pretraining_data model hf_model logs .snakemake
+	rm -rf corpus tokenizers pretraining_data model build hf_model eval plots report.html logs .snakemake

@@ -1,6 +1,7 @@
 # Japanese BERT-family models, from raw dumps to Hugging Face model directories.
 #
-#   snakemake --cores all                                  # the demo model on the bundled sample
+#   snakemake --cores all                                  # the demo model on the bundled sample,
+#                                                          # its JGLUE evaluation and report figures
 #   snakemake --cores 16 hf_model/bert-base-japanese-v3    # a recipe model from the real dumps
 #   snakemake --rulegraph | dot -Tsvg > rulegraph.svg      # the stage graph
 #
@@ -12,6 +13,9 @@ min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -33,14 +37,26 @@ include: "rules/tokenizers.smk"
 include: "rules/pretraining_data.smk"
 include: "rules/training.smk"
 include: "rules/hf_model.smk"
+include: "rules/eval.smk"
+include: "rules/release.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         expand(PATHS.hf_model, model=config["default_models"]),
+        eval_targets(),
+        report_targets(),
     localrule: True
 
 
 onsuccess:
+    clean_model_dirs()
     print_built_models(config["default_models"])
+    print_eval_summary()
+    print_report_hint()
+
+
+onerror:
+    clean_model_dirs()

@@ -638,7 +638,7 @@ def write_cirrus_dump(path: Path, pool: list[Doc], target_text_bytes: int, seed:
             page = builder.page(group[0].article if len(group) == 1 else _merged_article(group))
             page_id += rng.randint(1, 40)
             page["version"] = 60_000_000 + page_id * 7
-            action = json.dumps({"index": {"_type": "page", "_id": str(page_id)}}, separators=(",", ":"))
+            action = json.dumps({"index": {"_type": "_doc", "_id": str(page_id)}}, separators=(",", ":"))
             body = json.dumps(page, ensure_ascii=False, separators=(",", ":"))
             data = (action + "\n" + body + "\n").encode("utf-8")
             gz.write(data)

@@ -5,7 +5,8 @@ include: "inputs/corpus.smk"
 
 
 rule raw_sha256:
-    """Digest of a raw dump, recorded in every model's provenance."""
+    """Digest of a raw dump's file(s), verified against raw.sha256/raw.size when configured
+    (downloaded or not), recorded in every model's provenance."""
     input:
         raw=raw_dump,
     output:
@@ -22,13 +23,17 @@ rule raw_sha256:
     params:
         code=code("corpus.raw_digest"),
     shell:
-        "python -m scripts.corpus.raw_digest --input {input.raw:q} --output {output:q} 2> {log:q}"
+        "python -m scripts.corpus.raw_digest --input {input.raw:q} --corpus {wildcards.corpus:q}"
+        " --output {output:q} 2> {log:q}"
 
 
 rule corpus_wiki:
-    """The recipe's Wikipedia cleaning: CirrusSearch JSON -> sentences, blank line between pages."""
+    """Wikipedia cleaning (cleaning.mode: recipe or project): CirrusSearch JSON -> sentences,
+    blank line between pages. Needs the dump's verified digest first."""
     input:
         raw=raw_dump,
+        # verified first (pins are untracked, so adding one rebuilds nothing: rules/common.smk)
+        digest=PATHS.raw_digest,
     output:
         corpus=PATHS.wiki_text,
         stats=PATHS.wiki_stats,
@@ -45,13 +50,14 @@ rule corpus_wiki:
         mem_mb=4000,
         runtime=12 * 60,
     params:
+        mode=cleaning("mode", "project"),
         split=split_flag,
         min_len=cleaning("min_sentence_length"),
         max_len=cleaning("max_sentence_length"),
         code=code("corpus.wiki"),
     shell:
         "python -m scripts.corpus.wiki --input {input.raw:q} --output {output.corpus:q}"
-        " --stats {output.stats:q} --min-sentence-length {params.min_len}"
+        " --mode {params.mode} --stats {output.stats:q} --min-sentence-length {params.min_len}"
         " --max-sentence-length {params.max_len}"
         " {params.split} --threads {threads} 2> {log:q}"
 
@@ -61,9 +67,12 @@ for _corpus in CORPORA:
 
     rule:
         name:
-            f"corpus_shards_{_corpus.replace('-', '_').replace('.', '_')}"
+            registry.shard_rule_name(_corpus)
         input:
             text=shard_source_of(_corpus),
+            # CC-100 is sharded straight from the dump: its verified digest comes first
+            # verified first (see corpus_wiki)
+            digest=[] if _corpus in CIRRUS else raw_digest_of(_corpus),
         output:
             shards=shard_paths(_corpus),
             stats=PATHS.shard_stats.format(corpus=_corpus),

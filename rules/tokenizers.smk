@@ -6,6 +6,9 @@ include: "inputs/tokenizers.smk"
 
 rule alphabet:
     """The UniDic character set (from lex.csv when configured, else unidic-lite's sys.dic)."""
+    input:
+        # the configured lex.csv, if any: an edit of it reruns the alphabet and what follows
+        lex=alphabet_lex_file,
     output:
         PATHS.alphabet,
     log:
@@ -61,9 +64,12 @@ rule wordpiece_vocab:
 
 
 rule character_vocab:
-    """The recipe's character vocabulary: the first vocab_size entries of a wordpiece vocabulary."""
+    """The recipe's character vocabulary: the head of a wordpiece vocabulary, checked to be exactly
+    the specials, [unusedN] and the base's alphabet (its size is counted, vocab_size a request).
+    """
     input:
         base=base_vocab,
+        alphabet=base_alphabet,
     output:
         vocab=PATHS.vocab,
     log:
@@ -80,7 +86,69 @@ rule character_vocab:
         runtime=5,
     params:
         vocab_size=tokenizer_value("vocab_size"),
+        num_unused=base_value("num_unused_tokens"),
         code=code("tokenizers.char_vocab"),
     shell:
-        "python -m scripts.tokenizers.char_vocab --input {input.base:q} --output {output.vocab:q}"
+        "python -m scripts.tokenizers.char_vocab --input {input.base:q} --alphabet-file {input.alphabet:q}"
+        " --num-unused-tokens {params.num_unused} --output {output.vocab:q}"
         " --vocab-size {params.vocab_size} 2> {log:q}"
+
+
+rule sentencepiece_mecab:
+    """MeCab (unidic-lite) words, then SentencePiece trained on them (LINE style): spiece.model and
+    vocab.txt, shipped with BertJapaneseTokenizer (subword_tokenizer_type sentencepiece).
+    """
+    input:
+        sample=tokenizer_sample,
+    output:
+        vocab=PATHS.vocab,
+        model=PATHS.spm_model,
+        stats=PATHS.vocab_stats,
+    log:
+        "logs/tokenizers/sentencepiece_mecab/{tokenizer}.log",
+    benchmark:
+        "logs/benchmarks/tokenizers/sentencepiece_mecab/{tokenizer}.tsv"
+    wildcard_constraints:
+        tokenizer=_alt(SP_MECAB),
+    conda:
+        "../envs/data.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=4 * 60,
+    params:
+        args=sentencepiece_args,
+        code=code("tokenizers.train_sentencepiece"),
+    shell:
+        'python -m scripts.tokenizers.train_sentencepiece --input {input.sample:q} --output-dir "$(dirname {output.vocab:q})"'
+        " {params.args:q} --threads {threads} 2> {log:q}"
+
+
+rule sentencepiece_raw:
+    """SentencePiece on the raw text (rinna style): spiece.model, vocab.txt and the fast tokenizer
+    (tokenizer.json) that ships with the model and tokenises the data."""
+    input:
+        sample=tokenizer_sample,
+    output:
+        vocab=PATHS.vocab,
+        model=PATHS.spm_model,
+        json=PATHS.tokenizer_json,
+        stats=PATHS.vocab_stats,
+    log:
+        "logs/tokenizers/sentencepiece_raw/{tokenizer}.log",
+    benchmark:
+        "logs/benchmarks/tokenizers/sentencepiece_raw/{tokenizer}.tsv"
+    wildcard_constraints:
+        tokenizer=_alt(SP_RAW),
+    conda:
+        "../envs/data.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=4 * 60,
+    params:
+        args=sentencepiece_args,
+        code=code("tokenizers.train_sentencepiece"),
+    shell:
+        'python -m scripts.tokenizers.train_sentencepiece --input {input.sample:q} --output-dir "$(dirname {output.vocab:q})"'
+        " {params.args:q} --threads {threads} 2> {log:q}"

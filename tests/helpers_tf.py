@@ -165,7 +165,8 @@ def tiny_stage1(tmp_path_factory) -> dict:
 
     Vocabulary of 1000, 2 GZIP files x 160 examples (seq 64, 10 predictions), 20 steps of the tiny
     model with batch 32, checkpoints at steps 5, 15, 20 (Orbit saves after the first loop, then
-    every ``checkpoint_interval``), mode ``train_and_eval``.
+    every ``checkpoint_interval``), mode ``train_and_eval``. ``stage_dir`` holds ``done.json``
+    and the run directory ``model_dir`` (``run-<key16>/``, read from done.json) the checkpoints.
     """
     if "stage1" not in _CACHE:
         root = tmp_path_factory.mktemp("stage1")
@@ -173,10 +174,12 @@ def tiny_stage1(tmp_path_factory) -> dict:
         files = write_pretraining_data(root / "pretraining_data", vocab_size=TINY_VOCAB, num_files=2, per_file=160)
         cfg = write_stage_config(root / "cc-100.yaml", stage_spec(TINY_VOCAB, train_steps=20))
         pattern = str(root / "pretraining_data" / "pretraining_data_*.tfrecord.gz")
-        model_dir = root / "model" / "cc-100"
+        stage_dir = root / "model" / "cc-100"
         t0 = time.monotonic()
-        proc = run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
-                          "--threads", "2", "--mode", "train_and_eval", "--done", model_dir / "done.json")
+        proc = run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--stage-dir",
+                          stage_dir, "--threads", "2", "--mode", "train_and_eval", "--done", stage_dir / "done.json")
+        model_dir = Path(read_json(stage_dir / "done.json")["run_dir"])
         _CACHE["stage1"] = {"root": root, "vocab": vocab, "files": files, "pattern": pattern, "cfg": cfg,
-                            "model_dir": model_dir, "proc": proc, "wall": time.monotonic() - t0}
+                            "stage_dir": stage_dir, "done": stage_dir / "done.json", "model_dir": model_dir,
+                            "proc": proc, "wall": time.monotonic() - t0}
     return _CACHE["stage1"]

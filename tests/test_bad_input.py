@@ -32,7 +32,7 @@ def test_a_10mb_wikipedia_page_is_processed(tmp_path):
     text = "これは非常に長い記事の文章です。" * (10 * 2**20 // 48)
     dump = tmp_path / "d.json.gz"
     with gzip.open(dump, "wt", encoding="utf-8") as fh:
-        fh.write('{"index":{"_type":"page","_id":"1"}}\n')
+        fh.write('{"index":{"_type":"_doc","_id":"1"}}\n')
         fh.write(json.dumps({"title": "長い", "namespace": 0, "text": text}, ensure_ascii=False) + "\n")
     r = run("corpus.wiki", "--input", dump, "--output", tmp_path / "c.txt.gz", "--stats", tmp_path / "s.json")
     assert r.returncode == 0, r.stderr

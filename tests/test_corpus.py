@@ -182,7 +182,7 @@ def test_clean_paragraph(splitter):
 # ---------------------------------------------------------------------------------------------
 
 
-def action(page_id, type_="page") -> str:
+def action(page_id, type_="_doc") -> str:
     meta = {"_id": str(page_id)}
     if type_ is not None:
         meta = {"_type": type_, **meta}
@@ -323,6 +323,81 @@ def test_wiki_bad_records_are_counted(tmp_path):
                                 "non_article_namespace": 1, "bad_utf8_lines": 1}
     assert stats["pages_cleaned"] == 4  # A, C, F, I
     assert read_gz_lines(tmp_path / "corpus.txt.gz") == [good, ""] * 4
+
+
+def test_wiki_action_types_doc_typeless_and_legacy_page_are_pages(tmp_path, caplog):
+    """Elasticsearch 7+ dumps (2023) write _type _doc, typeless ones none, old ones page: all
+    three are page records; any other type, and create/update/delete actions, are skipped,
+    counted and logged at the action's file:line."""
+    good = "これは十分に長い正しい文です。"
+    lines = [
+        '{"index":{"_type":"_doc","_id":"1373"}}', page("A", good),  # 1-2: current dumps
+        '{"index":{"_id":"1374"}}', page("B", good),                 # 3-4: typeless
+        '{"index":{"_type":"page","_id":"1375"}}', page("C", good),  # 5-6: legacy dumps
+        '{"index":{"_type":"other","_id":"9"}}', page("D", good),    # 7-8
+        '{"create":{"_type":"_doc","_id":"10"}}', page("E", good),   # 9-10
+        '{"delete":{"_id":"11"}}',                                   # 11: no page line follows
+        action(12), page("F", good),                                 # 12-13
+    ]
+    dump = write_dump(tmp_path / "dump.json.gz", lines)
+    with caplog.at_level("WARNING", logger="bertja"):
+        stats = corpus_wiki.build_wiki_corpus(dump, tmp_path / "corpus.txt.gz")
+    assert stats["skipped"] == {"non_page_action": 3}
+    assert stats["pages_cleaned"] == 4  # A, B, C, F
+    assert read_gz_lines(tmp_path / "corpus.txt.gz") == [good, ""] * 4
+    assert f"{dump}:7: skipped (non_page_action): index action with _type 'other'" in caplog.text
+    assert "its page on line 8 is skipped" in caplog.text
+    assert f"{dump}:9: skipped (non_page_action): create action" in caplog.text
+    assert f"{dump}:11: skipped (non_page_action): delete action" in caplog.text
+
+
+def test_wiki_legacy_page_fixture_gives_the_same_corpus(tmp_path):
+    """The one legacy fixture: the tiny dump with old-style _type page actions cleans exactly
+    like the current _doc format."""
+    legacy, current = [], []
+    for i, (title, text, extra) in enumerate(TINY_PAGES):
+        legacy += [action(i + 1, type_="page"), page(title, text, **extra)]
+        current += [action(i + 1), page(title, text, **extra)]
+    assert '"_type": "page"' in legacy[0] and '"_type": "_doc"' in current[0]
+    a = corpus_wiki.build_wiki_corpus(write_dump(tmp_path / "legacy.json.gz", legacy), tmp_path / "a.txt.gz")
+    b = corpus_wiki.build_wiki_corpus(write_dump(tmp_path / "doc.json.gz", current), tmp_path / "b.txt.gz")
+    assert read_gz_lines(tmp_path / "a.txt.gz") == TINY_EXPECTED
+    assert (tmp_path / "a.txt.gz").read_bytes() == (tmp_path / "b.txt.gz").read_bytes()
+    assert a["skipped"] == b["skipped"] == {"disambiguation": 1}
+
+
+def test_wiki_nul_bytes_are_logged_with_file_and_line(tmp_path, caplog):
+    good = "これは十分に長い正しい文です。"
+    nul_page = page("N", "NULの\x00入った十分に長い本文です。")  # \u0000 escape in JSON: not a raw NUL
+    raw_nul = page("R", "生のNULが入った十分に長い本文です。").encode("utf-8").replace("生の".encode(), b"\x00\x00")
+    dump = write_dump(tmp_path / "dump.json.gz", [action(1), page("A", good), action(2), raw_nul, action(3), nul_page])
+    with caplog.at_level("WARNING", logger="bertja"):
+        stats = corpus_wiki.build_wiki_corpus(dump, tmp_path / "corpus.txt.gz")
+    assert f"{dump}:4: removed 2 NUL byte(s)" in caplog.text  # the raw NULs, at their line
+    assert stats["nul_lines"] == 1 and stats["nul_bytes_removed"] == 2
+    assert "NULが入った十分に長い本文です。" in read_gz_lines(tmp_path / "corpus.txt.gz")
+
+
+def test_wiki_dump_in_parts_is_read_in_order(tmp_path):
+    """Several --input files are one dump read in order; a record never spans two files."""
+    lines = []
+    for i, (title, text, extra) in enumerate(TINY_PAGES):
+        lines += [action(i + 1), page(title, text, **extra)]
+    whole = write_dump(tmp_path / "whole.json.gz", lines)
+    p1 = write_dump(tmp_path / "part1.json.gz", lines[:4] + [action(99)])  # an action at the end of a part
+    p2 = write_dump(tmp_path / "part2.json.gz", [page("孤児", "前のファイルのアクションの続きではない本文。")] + lines[4:])
+    ref = corpus_wiki.build_wiki_corpus(whole, tmp_path / "w" / "corpus.txt.gz")
+    st = corpus_wiki.build_wiki_corpus([p1, p2], tmp_path / "p" / "corpus.txt.gz")
+    assert (tmp_path / "w" / "corpus.txt.gz").read_bytes() == (tmp_path / "p" / "corpus.txt.gz").read_bytes()
+    assert st["inputs"] == [str(p1), str(p2)]
+    assert st["skipped"] == {"disambiguation": 1, "action_without_page": 1, "page_without_action": 1}
+    assert st["bytes_in"] == p1.stat().st_size + p2.stat().st_size
+    out = tmp_path / "cli" / "corpus.txt.gz"
+    r = run_module("corpus.wiki", "--input", p1, p2, "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (tmp_path / "w" / "corpus.txt.gz").read_bytes()
+    r = run_module("corpus.wiki", "--input", p1, "--input", tmp_path / "missing.json.gz", "--output", out)
+    assert r.returncode == 2 and "missing.json.gz: input dump not found" in r.stderr
 
 
 def test_wiki_skips_are_logged_with_file_and_line(tmp_path, caplog):
@@ -511,6 +586,41 @@ def test_shard_truncated_xz_is_an_error(tmp_path):
     assert leftovers(out) == []
 
 
+def test_shard_truncated_xz_names_the_last_line_actually_read(tmp_path):
+    """The message names the last complete line that could be decompressed, not the end of the
+    previous 1 MB block."""
+    data = lzma.compress(cc100_text(40000).encode("utf-8"), preset=1)
+    src = tmp_path / "ja.txt.xz"
+    src.write_bytes(data[: len(data) * 3 // 4])
+    readable = lzma.LZMADecompressor().decompress(src.read_bytes())
+    last = readable.count(b"\n")
+    assert len(readable) > 2 * corpus_shard.BLOCK_BYTES  # the error comes blocks into the file
+    with pytest.raises(InputError) as e:
+        corpus_shard.shard_corpus([src], tmp_path / "o", 2)
+    assert f"truncated archive after line {last}:" in str(e.value), (str(e.value), last)
+    assert e.value.line == last + 1
+
+
+@pytest.mark.parametrize("text", ["", "\n\n\n", "  \n\u3000\n\t\n\n"])
+def test_shard_empty_or_blank_dump_says_it_is_empty(tmp_path, text):
+    src = write_xz(tmp_path / "ja.txt.xz", text)
+    out = tmp_path / "o"
+    with pytest.raises(InputError) as e:
+        corpus_shard.shard_corpus([src], out, 4, stats_path=out / "s.json")
+    msg = str(e.value)
+    assert msg.startswith(f"{src}: the input is empty"), msg
+    assert "shards were requested" not in msg
+    assert leftovers(out) == []
+    r = run_module("corpus.shard", "--input", src, "--format", "cc100", "--output-dir", out, "--num-shards", 4)
+    assert r.returncode == 2 and "the input is empty" in r.stderr
+
+
+def test_shard_nothing_surviving_cleaning_says_so(tmp_path):
+    src = write_xz(tmp_path / "ja.txt.xz", "短い。\n\n短い。\n\n")
+    with pytest.raises(InputError, match="no document survived cleaning.*too_short"):
+        corpus_shard.shard_corpus([src], tmp_path / "o", 2, min_length=10, split_sentences=True)
+
+
 def test_shard_too_few_documents_is_an_error(tmp_path):
     src = write_xz(tmp_path / "ja.txt.xz", cc100_text(3))
     out = tmp_path / "o"
@@ -588,7 +698,8 @@ def test_sample_empty_input_is_an_error(tmp_path):
 def test_committed_sample_chain(tmp_path):
     out = tmp_path / "corpus" / "sample-wikipedia"
     stats = corpus_wiki.build_wiki_corpus(SAMPLE_WIKI, out / "corpus.txt.gz",
-                                          out / "corpus.stats.json", min_length=10, max_length=200)
+                                          out / "corpus.stats.json", min_length=10, max_length=200,
+                                          mode="project")
     assert stats["pages_read"] >= 60
     assert stats["sentences_written"] >= 450
     assert stats["skipped"].get("disambiguation", 0) >= 1
@@ -613,3 +724,16 @@ def test_committed_sample_chain(tmp_path):
     st = corpus_shard.shard_corpus([SAMPLE_CC100], cc, 4, fmt="cc100", seed=0)
     assert st["documents"] >= 100 and min(st["documents_per_shard"]) >= 10
     assert st["skipped_total"] == 0
+
+
+def test_committed_sample_in_recipe_mode(tmp_path):
+    """config.yaml puts sample-wikipedia on recipe mode (docs/cleaning.md): the recipe keeps
+    disambiguation pages and what its rules do not remove (boilerplate, hatnotes)."""
+    stats = corpus_wiki.build_wiki_corpus(SAMPLE_WIKI, tmp_path / "corpus.txt.gz", min_length=10,
+                                          max_length=200, mode="recipe")
+    assert stats["skipped"] == {} and stats["settings"]["drop_disambiguation"] is False
+    assert stats["sentences_written"] >= 450
+    lines = [ln for ln in read_gz_lines(tmp_path / "corpus.txt.gz") if ln]
+    assert all(10 <= len(ln) <= 200 and ln.isprintable() for ln in lines)
+    assert not any("\\displaystyle" in ln or " ^ " in ln for ln in lines)
+    assert any(ln.startswith("出典: フリー百科事典『ウィキペディア(Wikipedia)』") for ln in lines)

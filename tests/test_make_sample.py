@@ -72,7 +72,7 @@ def test_wikipedia_dump_format():
     ids, titles, texts = set(), set(), []
     for act_line, page_line in zip(lines[::2], lines[1::2]):
         act = json.loads(act_line)
-        assert act["index"]["_type"] == "page"
+        assert act["index"]["_type"] == "_doc"  # the Elasticsearch 7+ format of current dumps
         ids.add(act["index"]["_id"])
         page = json.loads(page_line)
         for key in ("title", "text", "namespace", "opening_text", "heading", "category",

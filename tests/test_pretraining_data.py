@@ -557,6 +557,11 @@ def test_single_short_document_and_character_vocab(data, tmp_path):
     proc, out, stats = run_cli(tmp_path, one, data["char_vocab"], "one", subword="character")
     st = json.loads(stats.read_text(encoding="utf-8"))
     assert st["documents"] == 1 and st["instances"] == 5  # one per dupe pass
+    # the digest training's run key takes instead of re-reading the records (scripts/training/runs.py)
+    import hashlib
+
+    assert st["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert st["output_bytes"] == out.stat().st_size
     ex = read_tf(out)
     assert (ex["next_sentence_labels"] == 1).all()  # a one-sentence chunk always takes a random B
 

@@ -119,8 +119,12 @@ def test_tpu_vm_profile_trains_on_the_tpu_with_checkpoints_on_gcs(recipe_wd):
     assert '"distribution_strategy": "tpu"' in spec and '"tpu": "local"' in spec
     assert '"mixed_precision_dtype": "bfloat16"' in spec
     for j in by_rule["train"]:
-        assert "--model-dir gs://BUCKET/bertja/model/wordpiece_unidic_lite/bert_base/training/" in j["shell"]
-    assert "--checkpoint gs://BUCKET/bertja/model/" in by_rule["hf_model"][0]["shell"]
+        assert "--stage-dir gs://BUCKET/bertja/model/wordpiece_unidic_lite/bert_base/training/" in j["shell"]
+    # convert converts the checkpoint that the final stage's done.json names (a gs:// path there)
+    assert "--checkpoint" not in by_rule["convert"][0]["shell"]
+    assert "--done model/wordpiece_unidic_lite/bert_base/training/cc-100_wikipedia/done.json" in by_rule["convert"][0]["shell"]
+    # and the card (rule hf_model) reads the stages' event files from there too
+    assert '"done": "model/wordpiece_unidic_lite/bert_base/training/cc-100/done.json"' in by_rule["hf_model"][0]["shell"]
 
 
 def test_local_profile_plans(recipe_wd):

@@ -300,14 +300,16 @@ def test_tokenizer_loads_in_transformers(trained, corpus):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_char_vocab(trained, tmp_path):
+def test_char_vocab(trained, alphabet_file, tmp_path):
     from transformers import BertJapaneseTokenizer
 
     src = trained["vocabs"][0]
     out = tmp_path / "character" / "vocab.txt"
-    assert make_char_vocab.main(["--input", str(src), "--output", str(out), "--vocab-size", "7027"]) == 0
+    assert make_char_vocab.main(["--input", str(src), "--alphabet-file", str(alphabet_file), "--num-unused-tokens",
+                                 "10", "--output", str(out), "--vocab-size", "7027"]) == 0
     head = b"".join(src.read_bytes().splitlines(keepends=True)[:7027])
     assert out.read_bytes() == head
+    assert read_vocab(out) == SPECIALS + UNUSED + trained["alphabet"]
     tok = BertJapaneseTokenizer(str(out), word_tokenizer_type="mecab", subword_tokenizer_type="character",
                                 mecab_kwargs={"mecab_dic": "unidic_lite"})
     assert len(tok) == 7027
@@ -315,23 +317,57 @@ def test_char_vocab(trained, tmp_path):
     assert tok.tokenize(text) == list(unicodedata.normalize("NFKC", text))
 
 
-def test_char_vocab_errors(trained, tmp_path):
+def test_char_vocab_size_is_counted_and_the_head_checked(trained, alphabet_file, tmp_path, caplog):
+    """The size comes from the alphabet file (+ specials + unused), not the request; the head must
+    be exactly specials, [unusedN] and the alphabet in that order."""
     src = trained["vocabs"][0]
-    with pytest.raises(InputError, match="not a single character"):
-        make_char_vocab.char_vocab(src, 7028)  # the 7028th entry is a ##continuation
+    alphabet = trained["alphabet"]
+    out = tmp_path / "o.txt"
+    caplog.set_level(logging.INFO)
+    assert make_char_vocab.main(["--input", str(src), "--alphabet-file", str(alphabet_file), "--num-unused-tokens",
+                                 "10", "--output", str(out), "--vocab-size", "7100"]) == 0
+    assert len(read_vocab(out)) == 7027 and "vocab size: requested 7100, actual 7027" in caplog.text
+    # one [unusedN] too many: the 16th entry is an alphabet character, not [unused10]
+    with pytest.raises(InputError, match=r"vocab\.txt:16: entry 16 is .*, expected '\[unused10\]'"):
+        make_char_vocab.char_vocab(src, alphabet, 11)
+    # another alphabet (one character fewer at the front): the first alphabet entry differs
+    with pytest.raises(InputError, match=r":16: entry 16 is .*\(alphabet character 1\)"):
+        make_char_vocab.char_vocab(src, alphabet[1:], 10)
     short = tmp_path / "short.txt"
     short.write_text("".join(t + "\n" for t in read_vocab(src)[:100]), encoding="utf-8")
-    with pytest.raises(InputError, match="fewer than --vocab-size 7027"):
-        make_char_vocab.char_vocab(short, 7027)
+    with pytest.raises(InputError, match="has only 100 entries, fewer than the 7027"):
+        make_char_vocab.char_vocab(short, alphabet, 10)
     shuffled = read_vocab(src)
     shuffled[20], shuffled[-1] = shuffled[-1], shuffled[20]
     bad = tmp_path / "bad.txt"
     bad.write_text("".join(t + "\n" for t in shuffled), encoding="utf-8")
     with pytest.raises(InputError, match=r"bad\.txt:21: entry 21"):
-        make_char_vocab.char_vocab(bad, 7027)
-    proc = run_module("scripts.tokenizers.char_vocab", "--input", bad, "--output", tmp_path / "o.txt", check=False)
-    assert proc.returncode == 2 and "not a single character" in proc.stderr
-    assert not (tmp_path / "o.txt").exists()
+        make_char_vocab.char_vocab(bad, alphabet, 10)
+    proc = run_module("scripts.tokenizers.char_vocab", "--input", bad, "--alphabet-file", alphabet_file,
+                      "--num-unused-tokens", 10, "--output", tmp_path / "o2.txt", check=False)
+    assert proc.returncode == 2 and "in that order" in proc.stderr
+    assert not (tmp_path / "o2.txt").exists()
+
+
+def test_wordpiece_size_request_vs_actual(corpus, alphabet_file, tmp_path):
+    """A request below what the trainer always keeps is exceeded (logged, recorded); a request below
+    specials + unused + alphabet is impossible and fails at once with a clear message."""
+    out = tmp_path / "wp"
+    proc = run_module("scripts.tokenizers.train_wordpiece", "--input", corpus, "--output-dir", out,
+                      "--vocab-size", 7027, "--limit-alphabet", UNIDIC_LITE_ALPHABET_SIZE,
+                      "--initial-alphabet-file", alphabet_file, "--threads", 1)
+    import json
+
+    stats = json.loads((out / "train.stats.json").read_text())
+    n = len(read_vocab(out / "vocab.txt"))
+    assert stats["vocab_size_requested"] == 7027 and stats["vocab_size"] == n > 7027
+    assert stats["vocab_size_over_request"] == n - 7027
+    assert f"vocab size: requested 7,027, actual {n:,}" in proc.stderr
+    bad = run_module("scripts.tokenizers.train_wordpiece", "--input", corpus, "--output-dir", tmp_path / "bad",
+                     "--vocab-size", 7026, "--limit-alphabet", UNIDIC_LITE_ALPHABET_SIZE,
+                     "--initial-alphabet-file", alphabet_file, check=False)
+    assert bad.returncode == 2 and "--vocab-size 7026 is impossible" in bad.stderr and "= 7027 entries" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_bad_alphabet_file(tmp_path, corpus):

@@ -1,5 +1,6 @@
 """scripts.training.config and scripts.training.model_garden: override shape, accelerator plans, CPU training,
-resume after a kill, stage-2 initialisation from stage 1.
+run directories (a changed config never continues an old checkpoint), resume after a kill,
+stage-2 initialisation from stage 1.
 
 Training runs are real ``python -m scripts.training.model_garden`` subprocesses on a tiny BERT (hidden 64,
 2 layers) over random GZIP TFRecords; each takes ~15-25 s on 2 CPU cores.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -96,17 +98,40 @@ def test_build_override_rejects_bad_spec():
         build_override(spec)
 
 
+def _lines_vocab(path: Path, n: int) -> Path:
+    path.write_text("".join(f"t{i}\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
 def test_train_config_cli_is_byte_stable(tmp_path):
-    spec = json.dumps(recipe_spec())
+    spec = recipe_spec()
+    del spec["vocab_size"]
+    vocab = _lines_vocab(tmp_path / "vocab.txt", 32768)
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}" / "cc-100.yaml"
-        h.run_module("scripts.training.config", "--spec", spec, "--output", out)
+        h.run_module("scripts.training.config", "--spec", json.dumps(spec), "--vocab-file", vocab, "--output", out)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert outs[0].decode() == dump_override(build_override(recipe_spec()))
     assert yaml.safe_load(outs[0]) == build_override(recipe_spec())
     assert not [p for p in (tmp_path / "run0").iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_train_config_vocab_size_is_the_vocab_files_line_count(tmp_path):
+    """The WordPiece trainer may write more entries than requested (issue 10): the model's size is
+    the file's, and a spec that still carries a vocab_size is refused."""
+    spec = recipe_spec()
+    del spec["vocab_size"]
+    vocab = _lines_vocab(tmp_path / "vocab.txt", 8633)
+    out = tmp_path / "cc-100.yaml"
+    proc = h.run_module("scripts.training.config", "--spec", json.dumps(spec), "--vocab-file", vocab, "--output", out)
+    assert yaml.safe_load(out.read_text())["task"]["model"]["encoder"]["bert"]["vocab_size"] == 8633
+    assert "vocab 8633" in proc.stderr
+    bad = h.run_module("scripts.training.config", "--spec", json.dumps(recipe_spec()), "--vocab-file", vocab,
+                       "--output", tmp_path / "bad.yaml", check=False)
+    assert bad.returncode == 2 and "the vocab size is counted from --vocab-file" in bad.stderr
+    assert not (tmp_path / "bad.yaml").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,11 +155,12 @@ def test_tpu_and_gpu_plans(tmp_path, data, capsys, caplog):
 
     tpu_cfg = h.write_stage_config(tmp_path / "tpu.yaml", recipe_spec())
     # The CLI's --dry-run prints what a TPU run would get, without touching a device.
-    assert train.main(["--config", str(tpu_cfg), "--train-files", data["pattern"], "--model-dir",
+    assert train.main(["--config", str(tpu_cfg), "--train-files", data["pattern"], "--stage-dir",
                        "gs://bucket/model/wp/bert_base/training/cc-100_wikipedia", "--init-checkpoint",
                        "gs://bucket/model/wp/bert_base/training/cc-100", "--dry-run"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["experiment"] == "bert/pretraining" and p["mode"] == "train_and_eval"
+    assert p["run_dir"] == "gs://bucket/model/wp/bert_base/training/cc-100_wikipedia/run-<key16>"
     assert p["strategy"] == {"distribution_strategy": "tpu", "tpu_address": "local", "num_gpus": 0,
                              "all_reduce_alg": None, "num_packs": 1}
     assert p["precision_policy"] == "mixed_bfloat16"
@@ -154,7 +180,7 @@ def test_tpu_and_gpu_plans(tmp_path, data, capsys, caplog):
     gpu_cfg = h.write_stage_config(tmp_path / "gpu.yaml", recipe_spec(
         {"distribution_strategy": "mirrored", "tpu": "", "mixed_precision_dtype": "float16", "num_gpus": 8}))
     params = train.load_params(str(gpu_cfg), train_files=files)
-    g = train.plan(params, model_dir="model/x", threads=16, mode="train_and_eval")
+    g = train.plan(params, stage_dir="model/x", threads=16, mode="train_and_eval")
     assert g["strategy"]["distribution_strategy"] == "mirrored" and g["strategy"]["num_gpus"] == 8
     assert g["precision_policy"] == "mixed_float16" and g["threads"] == 16
     assert params.runtime.enable_xla  # Model Garden's bert/pretraining default, used with GPUs
@@ -162,11 +188,11 @@ def test_tpu_and_gpu_plans(tmp_path, data, capsys, caplog):
     # Asking for GPUs where none is visible fails at once, with a clear message.
     # (explicit --train-file list, as the Snakemake rule passes the shards)
     rc = train.main(["--config", str(gpu_cfg), "--train-file", files[1], "--train-file", files[0],
-                     "--model-dir", str(tmp_path / "m"), "--done", str(tmp_path / "m" / "done.json")])
+                     "--stage-dir", str(tmp_path / "m"), "--done", str(tmp_path / "m" / "done.json")])
     assert rc == 3
     assert train.resolve_train_files([], [files[1], files[0]]) == files
     assert "runtime.num_gpus is 8 but 0 GPU(s) are visible" in caplog.text
-    assert not (tmp_path / "m" / "done.json").exists()
+    assert not (tmp_path / "m").exists()  # devices are checked before a run directory is made
 
 
 def test_mixed_compression_and_bad_layout_rejected(tmp_path, data):
@@ -187,90 +213,100 @@ def test_mixed_compression_and_bad_layout_rejected(tmp_path, data):
 # ---------------------------------------------------------------------------------------------
 
 
-def train_cli(cfg: Path, model_dir: Path, pattern: str, *extra, check=True, timeout=300):
-    return h.run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--model-dir", model_dir,
-                        "--threads", "2", "--done", model_dir / "done.json", *extra, check=check,
+def train_cli(cfg: Path, stage_dir: Path, pattern: str, *extra, check=True, timeout=300):
+    return h.run_module("scripts.training.model_garden", "--config", cfg, "--train-files", pattern, "--stage-dir",
+                        stage_dir, "--threads", "2", "--done", stage_dir / "done.json", *extra, check=check,
                         timeout=timeout)
 
 
 def test_train_tiny_cpu(stage1):
-    d = h.read_json(stage1["model_dir"] / "done.json")
+    d = h.read_json(stage1["done"])
+    run_dir = stage1["model_dir"]
+    assert run_dir.parent == stage1["stage_dir"] and run_dir.name == f"run-{d['run_key'][:16]}"
     assert d["final_step"] == 20 and d["train_steps"] == 20 and d["start_step"] == 0
-    assert d["checkpoint"] == str(stage1["model_dir"] / "ckpt-20")
+    assert d["checkpoint"] == str(run_dir / "ckpt-20")
     assert Path(d["checkpoint"] + ".index").exists()
-    assert d["model_dir"] == str(stage1["model_dir"])
+    assert d["model_dir"] == d["run_dir"] == str(run_dir) and d["stage_dir"] == str(stage1["stage_dir"])
+    assert d["backend"] == "model_garden" and d["init_checkpoint"] is None
+    run = h.read_json(run_dir / "run.json")
+    assert run["run_key"] == d["run_key"] and set(run["parts"]) == {"backend", "code", "config", "data", "init"}
+    assert len(run["parts"]["data"]) == 2 and run["parts"]["init"] is None
     assert d["file_type"] == "tfrecord_compressed" and d["train_files"] == 2
     assert d["seconds"] > 0 and np.isfinite(d["train_metrics"]["training_loss"])
     assert {"lm_example_loss", "next_sentence_loss", "masked_lm_accuracy"} <= set(d["train_metrics"])
     assert "validation_loss" in d["validation_metrics"]
     err = stage1["proc"].stderr
-    assert "starting fresh (init from random initialization)" in err
+    assert f"run {d['run_key'][:16]}: starting fresh (init from random initialization)" in err
     assert "examples/s" in err and "steps/sec" in err
     assert "physical devices: CPU" in err
-    assert err.strip().splitlines()[-1].endswith(
-        f"built {stage1['model_dir']}: step 20, checkpoint {stage1['model_dir']}/ckpt-20")
-    assert (stage1["model_dir"] / "params.yaml").exists()
+    assert err.strip().splitlines()[-1].endswith(f"built {run_dir}: step 20, checkpoint {run_dir}/ckpt-20")
+    assert (run_dir / "params.yaml").exists()
 
 
-def test_resume_with_more_steps_and_nothing_to_do(stage1, data, tmp_path, caplog):
-    model_dir = tmp_path / "cc-100"
-    shutil.copytree(stage1["model_dir"], model_dir)
-    (model_dir / "done.json").unlink()
-    cfg = h.write_stage_config(tmp_path / "cc-100.yaml", h.stage_spec(1000, train_steps=30))
-    proc = train_cli(cfg, model_dir, data["pattern"], "--mode", "train")
-    assert f"resuming from {model_dir}/ckpt-20 at step 20" in proc.stderr
-    assert "train | step:     20 | training until step 30" in proc.stdout + proc.stderr
-    d = h.read_json(model_dir / "done.json")
-    assert (d["start_step"], d["final_step"], d["trained_steps"]) == (20, 30, 10)
-    assert d["resumed_from"] == f"{model_dir}/ckpt-20" and d["checkpoint"] == f"{model_dir}/ckpt-30"
-
-    # Rerun (in-process: no training happens, so no TF thread settings are needed).
+def test_missing_marker_and_changed_config(stage1, data, tmp_path, caplog):
+    """Same inputs and a lost done.json: the run is recognised as finished. A changed config
+    (here train_steps) never continues the old checkpoint: a new run directory starts fresh and
+    the old one is listed as stale and left in place."""
     from scripts.training import model_garden as train
 
+    stage_dir = tmp_path / "cc-100"
+    shutil.copytree(stage1["stage_dir"], stage_dir)
+    (stage_dir / "done.json").unlink()
+    old_run = stage_dir / stage1["model_dir"].name
+    files = [str(f) for f in data["files"]]
+    # In-process: no training happens, so no TF thread settings are needed.
     caplog.set_level(logging.INFO)
-    train.train(config=str(cfg), train_files=[str(f) for f in data["files"]], model_dir=str(model_dir),
-                done=str(model_dir / "done.json"))
+    train.train(config=str(stage1["cfg"]), train_files=files, stage_dir=str(stage_dir), done=str(stage_dir / "done.json"))
     assert "already at train_steps, nothing to train" in caplog.text
-    d2 = h.read_json(model_dir / "done.json")
-    assert d2["final_step"] == 30 and d2["trained_steps"] == 0 and d2["train_metrics"] is None
+    d = h.read_json(stage_dir / "done.json")
+    assert d["final_step"] == 20 and d["trained_steps"] == 0 and d["train_metrics"] is None
+    assert d["run_dir"] == str(old_run) and d["run_key"] == h.read_json(stage1["done"])["run_key"]
 
-    # A directory trained beyond the config's train_steps belongs to another config.
-    short = h.write_stage_config(tmp_path / "short.yaml", h.stage_spec(1000, train_steps=10))
-    with pytest.raises(InputError, match="beyond train_steps 10"):
-        train.train(config=str(short), train_files=[str(f) for f in data["files"]], model_dir=str(model_dir),
-                    done=str(tmp_path / "done.json"))
-    assert not (tmp_path / "done.json").exists()
+    short = h.write_stage_config(tmp_path / "short.yaml", h.stage_spec(1000, train_steps=10, checkpoint_interval=10))
+    proc = train_cli(short, stage_dir, data["pattern"], "--mode", "train")
+    d2 = h.read_json(stage_dir / "done.json")
+    new_run = Path(d2["run_dir"])
+    assert new_run != old_run and new_run.parent == stage_dir
+    assert f"run {d2['run_key'][:16]}: starting fresh (init from random initialization)" in proc.stderr
+    assert re.search(rf"stale run directory {re.escape(str(old_run))} \(differs in [^;)]*config", proc.stderr)
+    assert "not used, not deleted; remove by hand" in proc.stderr
+    assert (d2["start_step"], d2["final_step"]) == (0, 10) and d2["checkpoint"] == f"{new_run}/ckpt-10"
+    assert sorted(p.name for p in old_run.glob("ckpt-*.index")) == sorted(
+        p.name for p in stage1["model_dir"].glob("ckpt-*.index"))  # the old run is untouched
 
 
 def test_killed_run_continues_from_latest_checkpoint(data, tmp_path):
-    model_dir = tmp_path / "cc-100"
-    long_cfg = h.write_stage_config(tmp_path / "long.yaml", h.stage_spec(1000, train_steps=100000))
-    cmd = [sys.executable, "-m", "scripts.training.model_garden", "--config", str(long_cfg), "--train-files", data["pattern"],
-           "--model-dir", str(model_dir), "--threads", "2", "--mode", "train", "--done", str(model_dir / "done.json")]
+    """Killed after its first checkpoint, a rerun with the same inputs resumes in the same run dir."""
+    stage_dir = tmp_path / "cc-100"
+    cfg = h.write_stage_config(tmp_path / "cc-100.yaml", h.stage_spec(
+        1000, train_steps=40, checkpoint_interval=5, steps_per_loop=5, summary_interval=5, global_batch_size=8))
+    cmd = [sys.executable, "-m", "scripts.training.model_garden", "--config", str(cfg), "--train-files", data["pattern"],
+           "--stage-dir", str(stage_dir), "--threads", "2", "--mode", "train", "--done", str(stage_dir / "done.json")]
     proc = subprocess.Popen(cmd, cwd=h.ROOT, env=h.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            state = model_dir / "checkpoint"
-            if state.exists() and "ckpt-" in state.read_text():
+            states = list(stage_dir.glob("run-*/checkpoint"))
+            if states and "ckpt-" in states[0].read_text():
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
         assert proc.poll() is None, "training exited before it could be killed"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
-    assert not (model_dir / "done.json").exists()
+    assert not (stage_dir / "done.json").exists()
     import tensorflow as tf
 
-    latest = tf.train.latest_checkpoint(str(model_dir))
+    (run_dir,) = stage_dir.glob("run-*")
+    latest = tf.train.latest_checkpoint(str(run_dir))
     k = int(latest.rsplit("-", 1)[1])
-    assert 0 < k < 1000
-    cfg = h.write_stage_config(tmp_path / "cc-100.yaml", h.stage_spec(1000, train_steps=k + 10))
-    rerun = train_cli(cfg, model_dir, data["pattern"], "--mode", "train")
-    assert f"resuming from {model_dir}/ckpt-{k} at step {k}" in rerun.stderr
-    d = h.read_json(model_dir / "done.json")
-    assert (d["start_step"], d["final_step"]) == (k, k + 10)
+    assert 0 < k < 40
+    rerun = train_cli(cfg, stage_dir, data["pattern"], "--mode", "train")
+    assert f"run {run_dir.name[4:]}: resuming from {run_dir}/ckpt-{k} at step {k}" in rerun.stderr
+    d = h.read_json(stage_dir / "done.json")
+    assert (d["start_step"], d["final_step"]) == (k, 40) and d["run_dir"] == str(run_dir)
+    assert d["resumed_from"] == f"{run_dir}/ckpt-{k}"
 
 
 def test_stage2_starts_from_stage1_weights(stage1, data, tmp_path):
@@ -281,12 +317,15 @@ def test_stage2_starts_from_stage1_weights(stage1, data, tmp_path):
     cfg = h.write_stage_config(tmp_path / "cc-100_wikipedia.yaml", h.stage_spec(
         1000, name="cc-100_wikipedia", train_steps=2, learning_rate=0.0, warmup_steps=1,
         steps_per_loop=2, summary_interval=2, global_batch_size=16))
-    model_dir = tmp_path / "cc-100_wikipedia"
-    proc = train_cli(cfg, model_dir, data["pattern"], "--mode", "train", "--init-checkpoint", stage1["model_dir"])
+    stage_dir = tmp_path / "cc-100_wikipedia"
+    proc = train_cli(cfg, stage_dir, data["pattern"], "--mode", "train", "--init-done", stage1["done"])
     init = f"{stage1['model_dir']}/ckpt-20"
     assert f"starting fresh (init from {init})" in proc.stderr
-    d = h.read_json(model_dir / "done.json")
+    d = h.read_json(stage_dir / "done.json")
     assert d["init_checkpoint"] == init and d["final_step"] == 2
+    assert d["init_run_key"] == h.read_json(stage1["done"])["run_key"]
+    assert h.read_json(Path(d["run_dir"]) / "run.json")["parts"]["init"] == {
+        "run_key": d["init_run_key"], "checkpoint": "ckpt-20", "final_step": 20}
 
     params = load_params(str(cfg))
     v1 = tf_variables(load_pretrainer(params, init))
@@ -306,8 +345,13 @@ def test_missing_init_checkpoint_is_an_error(stage1, data, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="init checkpoint directory holds no checkpoint"):
-        train.main(["--config", str(stage1["cfg"]), "--train-files", data["pattern"], "--model-dir",
+        train.main(["--config", str(stage1["cfg"]), "--train-files", data["pattern"], "--stage-dir",
                     str(tmp_path / "m"), "--init-checkpoint", str(empty), "--done", str(tmp_path / "m" / "d.json")])
+    gone = tmp_path / "gone.json"
+    gone.write_text(json.dumps({**h.read_json(stage1["done"]), "checkpoint": str(stage1["model_dir"] / "ckpt-999")}))
+    with pytest.raises(InputError, match="init checkpoint not found"):
+        train.main(["--config", str(stage1["cfg"]), "--train-files", data["pattern"], "--stage-dir",
+                    str(tmp_path / "m"), "--init-done", str(gone), "--done", str(tmp_path / "m" / "d.json")])
     with pytest.raises(InputError, match="init checkpoint not found"):
         train.resolve_init_checkpoint(str(stage1["model_dir"] / "ckpt-999"))
     prefix = str(stage1["model_dir"] / "ckpt-20")

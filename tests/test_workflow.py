@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import RECIPE_DUMPS, ROOT, copy_workflow, snakemake, with_placeholder_dumps
+from conftest import RECIPE_DUMPS, ROOT, copy_workflow, pending, snakemake, with_placeholder_dumps
 from scripts.tools import make_envs
 
 def job_stats(text: str) -> dict[str, int]:
@@ -117,6 +117,17 @@ BAD_CONFIGS = [
     ("tokenizers.sample_character_unidic_lite.base", "nope", "base"),
     ("training.distribution_strategy", "gpu_magic", "distribution_strategy"),
     ("corpora.sample-cc-100.cleaning.min_sentence_lenght", 3, "min_sentence_lenght"),
+    # issue 11 §3: values that passed validation and failed later (the full key is named)
+    ("corpora.sample-cc-100.num_shards", 4.0, "'corpora.sample-cc-100.num_shards': 4.0 is a float"),
+    ("tokenizers.sample_wordpiece_unidic_lite.vocab_size", 8192.0,
+     "'tokenizers.sample_wordpiece_unidic_lite.vocab_size': 8192.0 is a float"),
+    ("architectures.bert_tiny.type_vocab_size", 1, "'architectures.bert_tiny.type_vocab_size'"),
+    ("tokenizers.sample_wordpiece_unidic_lite.wordpieces_prefix", "@@",
+     "'tokenizers.sample_wordpiece_unidic_lite.wordpieces_prefix'"),
+    ("models.bert-tiny-japanese-sample.stages.0.summary_interval", 15,
+     "'models.bert-tiny-japanese-sample.stages[0].summary_interval'"),
+    ("training.distribution_strategy", "tpu", "'training.tpu'"),
+    ("alphabets.unidic_lite.lex_file", "no/such/lex.csv", "'alphabets.unidic_lite.lex_file'"),
 ]
 
 
@@ -146,3 +157,112 @@ def test_lock_installs_from_the_standard_index():
         assert "+" not in ln and "/" not in ln and "@" not in ln, ln
     for env in sorted((ROOT / "envs").glob("*.yaml")):
         assert "+cpu" not in env.read_text(), env
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 11: config problems found before any job, name clashes, job environment, model dirs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_corpora_whose_rule_names_collide_are_rejected_naming_the_key(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["corpora"]["sample_cc_100"] = cfg["corpora"]["sample-cc-100"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    proc = snakemake(tmp_path, "-s", ROOT / "Snakefile", "-n", "--configfile", bad, "--replace-workflow-config",
+                     check=False)
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'corpora.sample_cc_100'" in err and "corpus_shards_sample_cc_100" in err, err[-3000:]
+
+
+def test_duplicate_config_keys_are_rejected_naming_file_and_line(tmp_path):
+    """In the workflow's own config.yaml (loaded by `configfile:`) and in a --configfile."""
+    wd = copy_workflow(tmp_path / "wf")
+    text = (wd / "config.yaml").read_text()
+    lines = text.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("seed:")) + 1
+    (wd / "config.yaml").write_text(text + "\nseed: 7\n")
+    dup_line = len(lines) + 2
+    proc = snakemake(wd, "-n", check=False)
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"config.yaml:{dup_line}: duplicate key 'seed' (first at line {first})" in err, err[-3000:]
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("training:\n  num_gpus: 0\n  num_gpus: 2\n")
+    (wd / "config.yaml").write_text(text)
+    proc = snakemake(wd, "-n", "--configfile", extra, check=False)
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{extra}:3: duplicate key 'training.num_gpus'" in err, err[-3000:]
+
+
+def test_an_edit_of_the_lex_file_reruns_the_alphabet(tmp_path):
+    wd = copy_workflow(tmp_path / "wf")
+    (wd / "lex.csv").write_text("亜,1,1,1,名詞\n")
+    cfg = yaml.safe_load((wd / "config.yaml").read_text())
+    cfg["alphabets"]["unidic_lite"]["lex_file"] = "lex.csv"
+    (wd / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    target = "tokenizers/alphabet/unidic_lite.txt"
+    dry = snakemake(wd, "-n", target).stdout
+    assert "input: lex.csv" in dry, dry
+    (wd / target).parent.mkdir(parents=True)
+    (wd / target).write_text("亜\n")
+    snakemake(wd, "--cores", "1", "--touch", target)
+    assert pending(wd, target) == set()
+    (wd / "lex.csv").write_text("亜,1,1,1,名詞\n伊,1,1,1,名詞\n")
+    assert pending(wd, target) == {target}
+
+
+def test_jobs_run_under_snakemakes_interpreter_without_an_activated_venv(tmp_path):
+    """`.venv/bin/snakemake` with a PATH that lacks the venv (and has another `python` first)."""
+    import os
+    import stat
+    import subprocess
+
+    from conftest import SNAKEMAKE
+
+    wd = copy_workflow(tmp_path / "wf")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\necho \"not the venv's python\" >&2\nexit 3\n")
+    (fake / "python").chmod(stat.S_IRWXU)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["PATH"] = os.pathsep.join([str(fake), "/usr/bin", "/bin"])
+    target = "corpus/sample-cc-100/raw.sha256.json"
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", target], cwd=wd, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (wd / target).is_file()
+
+
+def test_model_dirs_lose_snakemakes_timestamp_file_but_not_its_time(tmp_path):
+    import os
+
+    wd = copy_workflow(tmp_path / "wf")
+    model = wd / "hf_model" / "bert-tiny-japanese-sample"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    ts = model / ".snakemake_timestamp"
+    ts.write_text("")
+    os.utime(ts, (1_700_000_000, 1_700_000_000))
+    snakemake(wd, "-n")
+    assert sorted(p.name for p in model.iterdir()) == ["config.json"]
+    assert os.stat(model).st_mtime == 1_700_000_000
+
+
+def test_provenance_records_corpus_cleaning_shards_and_sample_size(placeholder_wd):
+    """The hf_model job's card JSON (its tracked param, written into provenance.json)."""
+    import json
+    import shlex
+
+    out = snakemake(placeholder_wd, "-n", "-p", "--", "hf_model/bert-base-japanese-v3").stdout
+    line = next(ln for ln in out.splitlines() if "scripts.hf_model.convert" in ln)
+    args = shlex.split(line.split("Shell command:", 1)[-1])
+    card = json.loads(args[args.index("--card-json") + 1])
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for c in ("cc-100", "wikipedia"):
+        facts = card["corpora"][c]
+        assert facts["num_shards"] == cfg["corpora"][c]["num_shards"]
+        assert facts["cleaning"] == cfg["corpora"][c]["cleaning"]
+    assert card["corpora"]["wikipedia"]["sample_lines"] == cfg["corpora"]["wikipedia"]["sample_lines"]

@@ -13,6 +13,13 @@ def shard_source_of(corpus):
     return get
 
 
+def raw_digest_of(corpus):
+    """The digest of a corpus's dump, verified against raw.sha256/raw.size when configured: an
+    input of every rule that reads the dump, so a wrong dump stops the run before anything is
+    built from it."""
+    return PATHS.raw_digest.format(corpus=corpus)
+
+
 def shard_inputs(wildcards):
     return shard_paths(wildcards.corpus)
 
@@ -30,9 +37,9 @@ def shard_paths(corpus):
     ]
 
 
-def cleaning(key):
+def cleaning(key, default=None):
     def get(wildcards):
-        return CORPORA[wildcards.corpus]["cleaning"][key]
+        return CORPORA[wildcards.corpus]["cleaning"].get(key, default)
 
     return get
 

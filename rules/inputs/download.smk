@@ -1,11 +1,14 @@
 # Input functions and resources of the download stage (its rules are in rules/download.smk).
 
 
-# Dumps that the download_raw job may fetch, as {path: raw entry}.
+# Dumps that the download_raw job may fetch, as {path: raw entry}. A url is allowed only for a
+# single-file raw.path (the registry rejects it for a list of parts).
 RAW_DOWNLOADS = {
     v["raw"]["path"]: v["raw"]
     for v in CORPORA.values()
-    if v["raw"].get("url") and config["download_missing_dumps"]
+    if v["raw"].get("url")
+    and isinstance(v["raw"]["path"], str)
+    and config["download_missing_dumps"]
 }
 
 

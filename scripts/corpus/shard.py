@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.corpus.shard --input FILE [--input FILE ...] --format cc100|sentences \\
+    python -m scripts.corpus.shard --input FILE [FILE ...] --format cc100|sentences \\
         --output-dir corpus/<c> --num-shards N [--seed S] [--stats corpus/<c>/shards.stats.json] \\
         [--split-sentences | --no-split-sentences] [--min-sentence-length L] \\
         [--max-sentence-length L] [--threads N]
@@ -37,7 +37,9 @@ and out, ``seconds``, the seed and settings.
 Bad input: a line with invalid UTF-8 or with NUL bytes is skipped, counted (``bad_utf8_lines``,
 ``nul_lines``) and logged with file:line; CRLF line ends are accepted.  A truncated archive raises
 :class:`~scripts.shared.common.InputError`.  If any shard would be empty (too few documents for
-``--num-shards``) an :class:`~scripts.shared.common.InputError` says how many documents were found.  In
+``--num-shards``) an :class:`~scripts.shared.common.InputError` says how many documents were found; an
+empty or blank-only input says that the input is empty, and one where nothing survives the
+cleaning says so with the drop counts.  In
 every error case no shard is left behind: all shards are written under temporary names and
 renamed together only on success.  Whitespace-only lines are not document separators; in
 ``cc100`` they clean to nothing and are dropped.
@@ -155,6 +157,20 @@ def _blocks(inputs, counters: Counter, progress: Progress | None = None):
         yield path, 0, b"", True
 
 
+def _no_documents(lines_in: int, dropped: Counter, skipped: Counter) -> str:
+    """Why no document was written: an empty or blank-only input, or everything skipped or
+    cleaned away."""
+    if lines_in == 0:
+        return "the input is empty (no lines): nothing to shard"
+    if skipped:
+        return (f"no document: {lines_in:,} lines read, skipped: {dict(sorted(skipped.items()))}, "
+                f"dropped: {dict(sorted(dropped.items()))}: nothing to shard")
+    if set(dropped) <= {"empty"}:
+        return f"the input is empty: its {lines_in:,} line(s) are all blank (no text): nothing to shard"
+    return (f"no document survived cleaning ({lines_in:,} lines read, dropped: "
+            f"{dict(sorted(dropped.items()))}): nothing to shard")
+
+
 def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", seed: int = 0,
                  stats_path=None, split_sentences: bool = False, min_length: int = 0,
                  max_length: int = 0, threads: int = 1) -> dict:
@@ -206,6 +222,8 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
                     raw_in_doc = False
         documents = sum(docs_per_shard)
         empty = [shard_name(i + 1) for i, n in enumerate(docs_per_shard) if n == 0]
+        if documents == 0:
+            raise InputError(", ".join(inputs), _no_documents(counters["lines_in"], dropped, skip.counts))
         if empty:
             raise InputError(", ".join(inputs),
                              f"found {documents:,} documents but {num_shards} shards were requested "
@@ -248,8 +266,8 @@ def shard_corpus(inputs, output_dir, num_shards: int, *, fmt: str = "cc100", see
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.corpus.shard",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--input", action="append", required=True,
-                   help="input corpus (.xz/.gz/plain); repeat for several, read in order")
+    p.add_argument("--input", nargs="+", action="extend", required=True,
+                   help="input corpus (.xz/.gz/plain); several (or a repeated --input): read in order")
     p.add_argument("--format", choices=FORMATS, required=True,
                    help="cc100: raw paragraphs, cleaned; sentences: already clean, copied")
     p.add_argument("--output-dir", required=True)

@@ -1,7 +1,9 @@
 """Text cleaning and sentence splitting shared by the corpus stages.
 
-Wikipedia (``clean_wiki_text`` + ``SentenceSplitter`` + ``filter_sentences``) follows the recipe's
-``make_corpus_wiki.py`` in spirit, re-implemented here:
+Wikipedia (``clean_wiki_text`` + ``SentenceSplitter`` + ``filter_sentences``; ``cleaning.mode:
+project``) follows the recipe's ``make_corpus_wiki.py`` in spirit and fixes its side effects (the
+rule-for-rule reproduction is :mod:`scripts.corpus.recipeclean`, ``cleaning.mode: recipe``;
+docs/cleaning.md compares the two):
 
 1. NFKC normalisation.
 2. Whitespace control characters (tab, CR, LF, VT, FF, U+0085, U+2028/2029, ...) become a space,

@@ -1,38 +1,56 @@
-"""Wikipedia CirrusSearch content dump -> cleaned sentence-per-line corpus (``corpus.txt.gz``).
+"""Wikipedia CirrusSearch content dump(s) -> cleaned sentence-per-line corpus (``corpus.txt.gz``).
 
 Usage::
 
-    python -m scripts.corpus.wiki --input DUMP.json.gz --output corpus/<c>/corpus.txt.gz \\
-        --stats corpus/<c>/corpus.stats.json [--min-sentence-length 10] \\
-        [--max-sentence-length 200] [--split-sentences | --no-split-sentences] [--threads N] \\
+    python -m scripts.corpus.wiki --input DUMP.json.gz [DUMP2.json.gz ...] \\
+        --output corpus/<c>/corpus.txt.gz --stats corpus/<c>/corpus.stats.json \\
+        [--mode recipe|project] [--min-sentence-length 10] [--max-sentence-length 200] \\
+        [--split-sentences | --no-split-sentences] [--threads N] \\
         [--drop-disambiguation | --keep-disambiguation]
 
-The dump is the Elasticsearch bulk format: an action line (``{"index":{"_type":"page",
-"_id":"…"}}``; newer dumps omit ``_type``) followed by the page's JSON.  It is streamed (never held
-in memory); pages go in chunks to ``--threads`` worker processes through a bounded, ordered map,
-so the output is byte-identical for every thread count.  Each page is cleaned and split by
-:mod:`scripts.corpus.textclean`; its surviving sentences are written one per line followed by one blank
-line (a page with no surviving sentence writes nothing).  The gzip output is deterministic: no
-file name and mtime 0 in the header, compression level 6.
+Several ``--input`` files (a dump in parts) are read in the order given, as one dump; a record
+never spans two files.  The dump is the Elasticsearch bulk format: an action line
+``{"index":{"_type":"_doc","_id":"…"}}`` followed by the page's JSON.  *Decision on action
+types:* ``_type`` ``_doc`` (Elasticsearch 7+, every recent dump, e.g. 2023), a missing ``_type``
+(typeless bulk format) and ``page`` (older dumps) are page records; an ``index`` action with any
+other ``_type``, or a ``create``/``update`` action, is counted as ``non_page_action``, logged with
+the action line's file:line and the page after it is skipped (its meaning is unknown, so its text
+is not mixed into the corpus); a ``delete`` action (which has no page line) is counted the same
+way.  The dump is streamed (never held in memory); pages go in chunks to ``--threads`` worker
+processes through a bounded, ordered map, so the output is byte-identical for every thread count.
+
+Cleaning (``--mode``):
+
+* ``recipe``: :mod:`scripts.corpus.recipeclean`, the cleaning of the recipe's
+  ``make_corpus_wiki.py`` rule for rule (the mode of the recipe corpora); disambiguation pages
+  are kept, as the recipe keeps them (``--drop-disambiguation`` drops them).
+* ``project`` (the default here): :mod:`scripts.corpus.textclean`, this project's cleaning and
+  bracket-aware sentence splitter; disambiguation pages are dropped (``--keep-disambiguation``
+  keeps them).
+
+Each page's surviving sentences are written one per line followed by one blank line (a page with
+no surviving sentence writes nothing).  The gzip output is deterministic: no file name and mtime
+0 in the header, compression level 6.
 
 Bad input policy (each counted by reason in the stats and logged with file:line, the first 20 of
 each reason):
 
 * a line that is not a JSON object -> ``bad_json``;
 * a line with invalid UTF-8 -> ``bad_utf8_lines`` (the pairing of that record is dropped too);
+* NUL bytes in a line are removed; the line is kept, counted (``nul_lines``, ``nul_bytes_removed``)
+  and logged with file:line;
 * a page line without a preceding action line -> ``page_without_action``; an action line not
-  followed by a page -> ``action_without_page``; an action other than ``index`` of ``_type``
-  page -> ``non_page_action``;
+  followed by a page -> ``action_without_page``; see above for ``non_page_action``;
 * a page without a string ``text`` -> ``no_text``;
 * *decisions:* a page whose ``namespace`` is present and not 0 -> ``non_article_namespace``; a
   disambiguation page (category 曖昧さ回避 or template Aimai) -> ``disambiguation`` (counted,
-  not logged; ``--keep-disambiguation`` keeps them).
+  not logged).
 
-Stats (``--stats``): ``lines_read``; ``pages_read`` (page lines seen); ``pages_cleaned`` (pages
-that reached the cleaning); ``pages_written``; ``pages_empty_after_cleaning``;
-``sentences_written``; ``sentences_dropped`` by reason (``too_short``, ``too_long``, ``math``);
-``skipped`` by reason and ``skipped_total``; ``bytes_in`` / ``bytes_out`` (files on disk) and their
-``_uncompressed`` counterparts; ``seconds``; the settings used.
+Stats (``--stats``): ``inputs``; ``lines_read``; ``pages_read`` (page lines seen); ``pages_cleaned``
+(pages that reached the cleaning); ``pages_written``; ``pages_empty_after_cleaning``;
+``sentences_written``; ``sentences_dropped`` by reason (``too_short``, ``too_long``, ``math``,
+``empty``); ``skipped`` by reason and ``skipped_total``; ``bytes_in`` / ``bytes_out`` (files on
+disk) and their ``_uncompressed`` counterparts; ``seconds``; the settings used.
 
 A truncated or corrupt gzip raises :class:`~scripts.shared.common.InputError` and leaves no output; so
 do a dump with zero usable pages and a dump where no sentence survives cleaning.
@@ -50,6 +68,7 @@ from collections import Counter
 from typing import Iterator
 
 from scripts.shared.common import InputError, Progress, atomic_path, chunked, iter_lines, ordered_map, run_cli, write_json
+from scripts.corpus.recipeclean import RecipeSentenceSplitter, recipe_wiki_sentences
 from scripts.corpus.textclean import SentenceSplitter, SkipLog, human_bytes, wiki_sentences
 
 LOG = logging.getLogger("bertja.corpus_wiki")
@@ -58,6 +77,8 @@ CHUNK_PAGES = 128
 CHUNK_CHARS = 1 << 21
 GZIP_LEVEL = 6
 _ACTIONS = ("index", "create", "update", "delete")
+PAGE_TYPES = ("_doc", "page")  # index _type of a page record (besides no _type at all)
+MODES = ("recipe", "project")
 _DISAMBIGUATION_TEMPLATES = {"Template:Aimai", "Template:曖昧さ回避"}
 
 
@@ -72,12 +93,22 @@ def _is_disambiguation(page: dict) -> bool:
         (isinstance(temps, list) and any(t in _DISAMBIGUATION_TEMPLATES for t in temps))
 
 
+def _action_problem(op: str, meta: dict) -> str | None:
+    """None for an action that introduces a page record, else what is wrong with it."""
+    kind = meta.get("_type")
+    if op == "index" and (kind is None or kind in PAGE_TYPES):
+        return None
+    if op != "index":
+        return f"{op} action (only index actions carry pages)"
+    return f"index action with _type {kind!r} (page records: {', '.join(PAGE_TYPES)} or no _type)"
+
+
 def iter_pages(path, skip: SkipLog, counters: Counter, io_stats: dict,
                drop_disambiguation: bool = True, progress: Progress | None = None
                ) -> Iterator[tuple[str | None, str]]:
     """Yield ``(title, text)`` for every usable page of a CirrusSearch bulk dump."""
     pending: int | None = None  # line number of an action line waiting for its page
-    pending_ok = True
+    problem: str | None = None  # why the pending action's page is not a page record
     prev = 0
     for lineno, line in iter_lines(path, on_bad_utf8="skip", stats=io_stats):
         counters["lines_read"] += 1
@@ -102,8 +133,11 @@ def iter_pages(path, skip: SkipLog, counters: Counter, io_stats: dict,
             if pending is not None:
                 skip("action_without_page", path, pending)
             op, meta = next(iter(obj.items()))
+            problem = _action_problem(op, meta)
             pending = lineno
-            pending_ok = op == "index" and meta.get("_type", "page") == "page"
+            if op == "delete":  # a bulk delete has no page line
+                skip("non_page_action", path, lineno, problem)
+                pending = None
             continue
         counters["pages_read"] += 1
         if progress is not None:
@@ -111,9 +145,9 @@ def iter_pages(path, skip: SkipLog, counters: Counter, io_stats: dict,
         if pending is None:
             skip("page_without_action", path, lineno)
             continue
-        pending = None
-        if not pending_ok:
-            skip("non_page_action", path, lineno)
+        action_line, pending = pending, None
+        if problem is not None:
+            skip("non_page_action", path, action_line, f"{problem}; its page on line {lineno} is skipped")
             continue
         text = obj.get("text")
         if not isinstance(text, str):
@@ -132,6 +166,15 @@ def iter_pages(path, skip: SkipLog, counters: Counter, io_stats: dict,
         skip("action_without_page", path, pending)
 
 
+def iter_dumps(paths, skip: SkipLog, counters: Counter, io_stats: dict,
+               drop_disambiguation: bool = True, progress: Progress | None = None):
+    """:func:`iter_pages` over several dump files, in order."""
+    for path in paths:
+        if len(paths) > 1:
+            LOG.info("reading %s", path)
+        yield from iter_pages(path, skip, counters, io_stats, drop_disambiguation, progress)
+
+
 def _chunks(pages, max_pages: int = 0, max_chars: int = 0):
     return chunked(pages, max_pages or CHUNK_PAGES, max_chars or CHUNK_CHARS, size=lambda page: len(page[1]))
 
@@ -139,8 +182,13 @@ def _chunks(pages, max_pages: int = 0, max_chars: int = 0):
 _WORKER: dict = {}
 
 
-def _init_worker(split: bool, min_length: int, max_length: int) -> None:
-    _WORKER["splitter"] = SentenceSplitter() if split else None
+def _init_worker(mode: str, split: bool, min_length: int, max_length: int) -> None:
+    if mode == "recipe":
+        _WORKER["splitter"] = RecipeSentenceSplitter() if split else None
+        _WORKER["clean"] = recipe_wiki_sentences
+    else:
+        _WORKER["splitter"] = SentenceSplitter() if split else None
+        _WORKER["clean"] = wiki_sentences
     _WORKER["min"], _WORKER["max"] = min_length, max_length
 
 
@@ -148,28 +196,39 @@ def _process_chunk(chunk) -> tuple[list[tuple[int, str]], dict]:
     """Clean a chunk of pages: ``[(n_sentences, text_block)]`` and drop counts."""
     counts: Counter = Counter()
     out = []
+    clean = _WORKER["clean"]
     for title, text in chunk:
-        sents = wiki_sentences(text, title, _WORKER["splitter"], _WORKER["min"], _WORKER["max"],
-                               counts)
+        sents = clean(text, title, _WORKER["splitter"], _WORKER["min"], _WORKER["max"], counts)
         out.append((len(sents), "\n".join(sents) + "\n\n" if sents else ""))
     return out, dict(counts)
 
 
 def build_wiki_corpus(input_path, output_path, stats_path=None, *, min_length: int = 10,
                       max_length: int = 200, split_sentences: bool = True, threads: int = 1,
-                      drop_disambiguation: bool = True) -> dict:
-    """Stream ``input_path`` into ``output_path`` (gzip); return (and write) the stats."""
+                      drop_disambiguation: bool | None = None, mode: str = "project") -> dict:
+    """Stream ``input_path`` (a dump, or a list of dump parts read in order) into
+    ``output_path`` (gzip); return (and write) the stats.  ``drop_disambiguation`` defaults to
+    the mode's choice (recipe: keep, project: drop)."""
     t0 = time.monotonic()
-    if not os.path.exists(input_path):
-        raise InputError(input_path, "input dump not found")
+    if mode not in MODES:
+        raise ValueError(f"unknown cleaning mode {mode!r} (expected one of {MODES})")
+    if drop_disambiguation is None:
+        drop_disambiguation = mode == "project"
+    inputs = [str(p) for p in input_path] if isinstance(input_path, (list, tuple)) else [str(input_path)]
+    if not inputs:
+        raise ValueError("no input dump given")
+    for path in inputs:
+        if not os.path.exists(path):
+            raise InputError(path, "input dump not found")
+    input_path = ", ".join(inputs)  # for messages
     skip = SkipLog(LOG)
     counters: Counter = Counter()
     dropped: Counter = Counter()
     io_stats: dict = {}
     progress = Progress(f"corpus_wiki {input_path}", unit="pages")
-    pages = iter_pages(input_path, skip, counters, io_stats, drop_disambiguation, progress)
+    pages = iter_dumps(inputs, skip, counters, io_stats, drop_disambiguation, progress)
     results = ordered_map(_process_chunk, _chunks(pages), threads, _init_worker,
-                          (split_sentences, min_length, max_length))
+                          (mode, split_sentences, min_length, max_length))
     with atomic_path(output_path) as tmp:
         with open(tmp, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
@@ -198,11 +257,11 @@ def build_wiki_corpus(input_path, output_path, stats_path=None, *, min_length: i
                                          f"(dropped: {dict(dropped)})")
     seconds = time.monotonic() - t0
     stats = {
-        "input": str(input_path),
+        "inputs": inputs,
         "output": str(output_path),
-        "settings": {"min_sentence_length": min_length, "max_sentence_length": max_length,
-                     "split_sentences": split_sentences, "threads": threads,
-                     "drop_disambiguation": drop_disambiguation},
+        "settings": {"mode": mode, "min_sentence_length": min_length,
+                     "max_sentence_length": max_length, "split_sentences": split_sentences,
+                     "threads": threads, "drop_disambiguation": drop_disambiguation},
         "lines_read": counters["lines_read"],
         "pages_read": counters["pages_read"],
         "pages_cleaned": counters["pages_cleaned"],
@@ -212,8 +271,9 @@ def build_wiki_corpus(input_path, output_path, stats_path=None, *, min_length: i
         "sentences_dropped": dict(sorted(dropped.items())),
         "skipped": dict(sorted(skips.items())),
         "skipped_total": sum(skips.values()),
+        "nul_lines": io_stats.get("nul_lines", 0),
         "nul_bytes_removed": io_stats.get("nul_bytes", 0),
-        "bytes_in": os.path.getsize(input_path),
+        "bytes_in": sum(os.path.getsize(p) for p in inputs),
         "bytes_in_uncompressed": counters["bytes_in_uncompressed"],
         "bytes_out": os.path.getsize(output_path),
         "bytes_out_uncompressed": counters["bytes_out_uncompressed"],
@@ -232,18 +292,21 @@ def build_wiki_corpus(input_path, output_path, stats_path=None, *, min_length: i
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.corpus.wiki", description=__doc__.split("\n")[0])
-    p.add_argument("--input", required=True, help="CirrusSearch content dump (.json.gz)")
+    p.add_argument("--input", required=True, nargs="+", action="extend",
+                   help="CirrusSearch content dump (.json.gz); several: the parts of one dump, in order")
     p.add_argument("--output", required=True, help="output corpus (.txt.gz)")
     p.add_argument("--stats", help="stats JSON to write")
+    p.add_argument("--mode", choices=MODES, default="project",
+                   help="recipe: make_corpus_wiki.py's cleaning; project: this project's (default)")
     p.add_argument("--min-sentence-length", type=int, default=10, help="in characters (0: none)")
     p.add_argument("--max-sentence-length", type=int, default=200, help="in characters (0: none)")
     p.add_argument("--split-sentences", action=argparse.BooleanOptionalAction, default=True,
                    help="split pages into sentences with MeCab (default: yes)")
     p.add_argument("--threads", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--drop-disambiguation", dest="drop_disambiguation", action="store_true",
-                   default=True, help="skip disambiguation pages (default)")
+                   default=None, help="skip disambiguation pages (default in project mode)")
     p.add_argument("--keep-disambiguation", dest="drop_disambiguation", action="store_false",
-                   help="keep disambiguation pages")
+                   help="keep disambiguation pages (default in recipe mode)")
     return p
 
 
@@ -256,7 +319,7 @@ def main(argv=None) -> int:
     build_wiki_corpus(args.input, args.output, args.stats,
                       min_length=args.min_sentence_length, max_length=args.max_sentence_length,
                       split_sentences=args.split_sentences, threads=args.threads,
-                      drop_disambiguation=args.drop_disambiguation)
+                      drop_disambiguation=args.drop_disambiguation, mode=args.mode)
     return 0
 
 

@@ -3,7 +3,7 @@
 ::
 
     python -m scripts.hf_model.convert --config model/<tok>/<arch>/training/cc-100_wikipedia.yaml \\
-        --checkpoint model/<tok>/<arch>/training/cc-100_wikipedia   (directory -> latest, or a prefix) \\
+        [--checkpoint DIR_OR_PREFIX]   (default: the checkpoint the --done marker names) \\
         --vocab-file tokenizers/<tok>/vocab.txt --subword-tokenizer wordpiece|character \\
         --mecab-dic unidic_lite --model-name bert-base-japanese-v3 \\
         --card-json '{"license": ..., "description": ..., ...}' --provenance-json '{...}' \\
@@ -19,10 +19,16 @@ set, shapes checked) -> ``BertForPreTraining.load_state_dict(strict=True)`` -> `
 Output directory (built under a temporary name, renamed at the end):
 ``model.safetensors``, ``config.json`` (``BertForPreTraining``), ``vocab.txt`` (copied),
 ``tokenizer_config.json`` (``BertJapaneseTokenizer``, MeCab + wordpiece|character),
-``special_tokens_map.json``, ``README.md`` (model card) and ``provenance.json``.
+``special_tokens_map.json`` and ``provenance.json``. This is the build directory
+(``build/hf_model/<name>/``) that evaluation reads; the model card is written after the evaluation
+by the release stage (:mod:`scripts.release.assemble`), which makes ``hf_model/<name>/`` from it.
 
 Decisions:
 
+* **PyTorch-backend checkpoints** (``ckpt-N.pt`` of :mod:`scripts.training.torch_train`, detected
+  by name) hold a ``BertForPreTraining`` state dict and its config already:
+  :mod:`scripts.hf_model.torch_weights` loads them (checked against the stage YAML's encoder) and
+  the rest (:func:`write_model_dir`: tokenizer files, provenance) is the same as below.
 * ``hidden_act: gelu_new``. Model Garden's ``"gelu"`` (``tf_utils.get_activation('gelu')`` ->
   ``official.modeling.activations.gelu``) is the tanh approximation
   (``tf_keras.activations.gelu(x, approximate=True)``), used by the encoder's intermediate layers
@@ -39,13 +45,15 @@ Decisions:
   ``BertJapaneseTokenizer`` otherwise returns only ``input_ids``/``attention_mask``, and sentence
   pairs (NSP, JNLI-style fine-tuning) would lose their segment ids.
 * ``vocab.txt`` must have exactly ``vocab_size`` lines and contain the BERT special tokens.
-* ``--card-json`` keys: ``license`` and ``description`` (required); optional ``language``,
-  ``tags``, ``datasets`` (default: derived from the stages' corpora, ``cc-100`` -> ``cc100``,
-  ``wikipedia``), ``architecture`` (a name, or an object with ``name``), ``stages`` (list of
-  ``{name, corpus, global_batch_size, train_steps, learning_rate, end_learning_rate,
-  warmup_steps, pretraining_data: {max_seq_length, ...}}``); other keys (``tokenizer``,
-  ``seed``, ...) are listed under "Build facts".
+* ``--card-json`` keys: ``license`` (a Hub licence id, :data:`LICENSE_ID`) and ``description``
+  (required, checked here); the rest (``architecture``, ``stages``, ``tokenizer``, ``corpora``,
+  ``seed``, ...) are the config values that shaped the model. All of it is recorded as
+  ``provenance.json``'s ``config``, where the model card reads it.
 * ``provenance.json`` is the ``--provenance-json`` object, written as given (sorted keys).
+* **Other tokenizers and families** (:mod:`scripts.hf_model.families`): a MeCab + SentencePiece
+  BERT gets ``spiece.model`` and a ``BertJapaneseTokenizer`` config with ``spm_file``; a RoBERTa or
+  DistilBERT checkpoint of the PyTorch backend is written by :func:`scripts.hf_model.families.convert_family`
+  (the tokenizer files are those in ``--vocab-file``'s directory).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -64,7 +73,9 @@ SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 HF_ACTIVATION = {"gelu": "gelu_new", "relu": "relu"}
 LAYER_NORM_EPS = 1e-12
-DATASET_IDS = {"cc-100": "cc100", "wikipedia": "wikipedia"}
+# A Hugging Face Hub licence id (apache-2.0, mit, cc-by-sa-4.0, openrail++, other, ...); the same
+# pattern as models.<m>.card.license in schemas/config.schema.yaml.
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,84 +226,16 @@ def tokenizer_config(*, subword: str, mecab_dic: str, model_max_length: int) -> 
     }
 
 
-def _yaml_list(items) -> str:
-    return "\n".join(f"- {json.dumps(str(i), ensure_ascii=False)}" for i in items)
-
-
-def model_card(*, name: str, card: dict, enc: dict, subword: str, mecab_dic: str, n_params: int,
-               checkpoint: str, step: int | None, vocab_size: int, path: str) -> str:
-    stages = card.get("stages") or []
-    datasets = card.get("datasets")
-    if datasets is None:
-        datasets = [DATASET_IDS[c] for c in dict.fromkeys(s.get("corpus", "") for s in stages)
-                    if c in DATASET_IDS]
-    tags = card.get("tags") or ["bert", "fill-mask", "japanese", "pretraining"]
-    front = ["---", f"language: {card.get('language', 'ja')}", f"license: {card['license']}",
-             "library_name: transformers", "pipeline_tag: fill-mask", "tags:", _yaml_list(tags)]
-    if datasets:
-        front += ["datasets:", _yaml_list(datasets)]
-    front.append("---")
-    act = HF_ACTIVATION[enc["hidden_activation"]]
-    arch = card.get("architecture")
-    if isinstance(arch, dict):  # {name, hidden_size, ...} as the workflow passes it
-        arch = arch.get("name")
-    arch = f" ({arch})" if arch else ""
-    lines = [
-        "\n".join(front), "", f"# {name}", "", card["description"], "",
-        "## Model architecture", "",
-        f"BERT{arch}: {enc['num_layers']} layers, hidden size "
-        f"{enc['hidden_size']}, {enc['num_attention_heads']} attention heads, intermediate size "
-        f"{enc['intermediate_size']}, {enc['max_position_embeddings']} position embeddings, "
-        f"vocabulary {vocab_size}; {n_params:,} parameters (`BertForPreTraining`, tied MLM "
-        f"decoder). Activation `{act}` (the tanh GELU approximation that TensorFlow Model "
-        "Garden's `gelu` computes), layer-norm epsilon 1e-12.",
-        "",
-        "## Tokenization", "",
-        f"Text is split into words by MeCab with the `{mecab_dic}` dictionary (via fugashi), then "
-        + ("into subwords by WordPiece" if subword == "wordpiece" else "into characters")
-        + f" (`BertJapaneseTokenizer`, `subword_tokenizer_type: {subword}`). Vocabulary size: "
-          f"{vocab_size}.",
-        "",
-        "## Training", "",
-        "Pretrained with TensorFlow Model Garden's `bert/pretraining` experiment (masked language "
-        "modelling + next sentence prediction, AdamW, linear warm-up then linear decay)"
-        + (", in stages; each stage starts from the previous stage's weights." if len(stages) > 1 else "."),
-        "",
-    ]
-    if stages:
-        lines += ["| stage | corpus | sequence length | batch size | steps | peak learning rate | warm-up steps "
-                  "| final learning rate |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for s in stages:
-            seq = (s.get("pretraining_data") or {}).get("max_seq_length", "")
-            lines.append(f"| {s.get('name', '')} | {s.get('corpus', '')} | {seq} | {s.get('global_batch_size', '')} | "
-                         f"{s.get('train_steps', '')} | {s.get('learning_rate', '')} | "
-                         f"{s.get('warmup_steps', '')} | {s.get('end_learning_rate', '')} |")
-        lines.append("")
-    lines += [f"Converted from the checkpoint `{checkpoint}`"
-              + (f" (step {step})." if step is not None else "."), ""]
-    rest = {k: v for k, v in card.items()
-            if k not in ("license", "description", "language", "tags", "datasets", "stages", "architecture")}
-    if rest:
-        lines += ["## Build facts", ""]
-        for k, v in sorted(rest.items()):
-            lines.append(f"- {k}: `{json.dumps(v, ensure_ascii=False, sort_keys=True)}`")
-        lines.append("")
-    lines += [
-        "## How to use", "",
-        "Tokenization needs `fugashi` and `unidic-lite` (`pip install fugashi unidic-lite`).", "",
-        "```python",
-        "from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline",
-        "",
-        f'path = "{path}"  # this directory (or the model\'s Hub id once uploaded)',
-        "tokenizer = AutoTokenizer.from_pretrained(path)",
-        "model = AutoModelForMaskedLM.from_pretrained(path)",
-        'fill_mask = pipeline("fill-mask", model=model, tokenizer=tokenizer)',
-        'print(fill_mask("東北大学で[MASK]の研究をしています。"))',
-        "```", "",
-        "## License", "", f"{card['license']}", "",
-    ]
-    return "\n".join(lines)
+def check_card(card: dict) -> None:
+    """``license`` (a Hub licence id) and ``description`` (text) are required."""
+    for key in ("license", "description"):
+        if key not in card:
+            raise InputError("--card-json", f"missing key {key!r}")
+        if not isinstance(card[key], str):
+            raise InputError("--card-json", f"{key!r} must be a string, not {card[key]!r}")
+    if not LICENSE_ID.fullmatch(card["license"]):
+        raise InputError("--card-json", f"license {card['license']!r} is not a Hugging Face Hub licence id "
+                                        "(lower case letters, digits, '.', '+', '-'; e.g. apache-2.0, mit, other)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,9 +245,23 @@ def model_card(*, name: str, card: dict, enc: dict, subword: str, mecab_dic: str
 
 def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, mecab_dic: str,
             model_name: str, card: dict, provenance: dict, output_dir: str) -> dict:
-    for key in ("license", "description"):
-        if key not in card:
-            raise InputError("--card-json", f"missing key {key!r}")
+    check_card(card)
+    from scripts.hf_model.families import checkpoint_family, convert_family
+    from scripts.hf_model.torch_weights import is_torch_checkpoint
+
+    if checkpoint_family(checkpoint):  # RoBERTa / DistilBERT (PyTorch backend): scripts.hf_model.families
+        return convert_family(config=config, checkpoint=checkpoint, tokenizer_dir=os.path.dirname(vocab_file),
+                              subword=subword, mecab_dic=mecab_dic, model_name=model_name, card=card,
+                              provenance=provenance, output_dir=output_dir)
+
+    if is_torch_checkpoint(checkpoint):  # the PyTorch backend: a BertForPreTraining already
+        from scripts.hf_model.torch_weights import load_torch_model
+
+        hf, enc, ckpt, step = load_torch_model(config, checkpoint)
+        vocab = read_vocab(vocab_file, enc["vocab_size"])
+        return write_model_dir(hf, enc=enc, vocab=vocab, vocab_file=vocab_file, subword=subword, mecab_dic=mecab_dic,
+                               model_name=model_name, card=card, provenance=provenance, output_dir=output_dir,
+                               checkpoint=ckpt, step=step, dropped={})
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import torch
     from transformers import BertForPreTraining
@@ -342,6 +299,17 @@ def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, meca
     if hf.cls.predictions.decoder.weight.data_ptr() != hf.bert.embeddings.word_embeddings.weight.data_ptr():
         LOG.warning("MLM decoder weight is not tied to the word embeddings in this transformers version")
     hf.eval()
+    return write_model_dir(hf, enc=enc, vocab=vocab, vocab_file=vocab_file, subword=subword, mecab_dic=mecab_dic,
+                           model_name=model_name, card=card, provenance=provenance, output_dir=output_dir,
+                           checkpoint=ckpt, step=step, dropped=dropped)
+
+
+def write_model_dir(hf, *, enc: dict, vocab: list[str], vocab_file: str, subword: str, mecab_dic: str,
+                    model_name: str, card: dict, provenance: dict, output_dir: str, checkpoint: str,
+                    step: int | None, dropped: dict) -> dict:
+    """The build directory (``build/hf_model/<name>/``) of a loaded ``BertForPreTraining`` (either
+    backend), written whole (``model_name`` and ``card`` are recorded in ``provenance``)."""
+    ckpt = checkpoint
     n_params = sum(p.numel() for p in hf.parameters())
 
     with atomic_dir(output_dir) as tmp:
@@ -351,11 +319,11 @@ def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, meca
                    tokenizer_config(subword=subword, mecab_dic=mecab_dic,
                                     model_max_length=enc["max_position_embeddings"]))
         write_json(tmp / "special_tokens_map.json", SPECIAL_TOKENS)
-        (tmp / "README.md").write_text(
-            model_card(name=model_name, card=card, enc=enc, subword=subword, mecab_dic=mecab_dic,
-                       n_params=n_params, checkpoint=ckpt, step=step, vocab_size=len(vocab),
-                       path=str(output_dir)),
-            encoding="utf-8")
+        if subword == "sentencepiece":  # MeCab + SentencePiece: spiece.model and its config (families.py)
+            from scripts.hf_model.families import tokenizer_kind, write_tokenizer_files
+
+            write_tokenizer_files(tmp, kind=tokenizer_kind(subword, mecab_dic), tokenizer_dir=os.path.dirname(vocab_file),
+                                  mecab_dic=mecab_dic, model_max_length=enc["max_position_embeddings"])
         write_json(tmp / "provenance.json", provenance)
         mask = os.umask(0)
         os.umask(mask)
@@ -371,10 +339,12 @@ def convert(*, config: str, checkpoint: str, vocab_file: str, subword: str, meca
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="the final stage's override YAML")
-    ap.add_argument("--checkpoint", required=True, help="model dir (-> latest checkpoint) or a prefix")
+    ap.add_argument("--checkpoint", help="model dir (-> latest checkpoint) or a prefix "
+                                         "(default: the checkpoint that --done names)")
     ap.add_argument("--vocab-file", required=True)
-    ap.add_argument("--subword-tokenizer", required=True, choices=["wordpiece", "character"])
-    ap.add_argument("--mecab-dic", default="unidic_lite", choices=["unidic_lite", "unidic", "ipadic"])
+    ap.add_argument("--subword-tokenizer", required=True, choices=["wordpiece", "character", "sentencepiece"])
+    ap.add_argument("--mecab-dic", default="unidic_lite", choices=["unidic_lite", "unidic", "ipadic", "none"],
+                    help="none: plain SentencePiece (no MeCab)")
     ap.add_argument("--model-name", required=True)
     ap.add_argument("--card-json", required=True, help="model card facts (JSON object)")
     ap.add_argument("--provenance-json", default="{}", help="extra provenance (JSON object)")
@@ -394,7 +364,14 @@ def main(argv=None) -> int:
         from scripts.hf_model.provenance import build
 
         provenance = {**build(a.raw_digests, card, a.done), **provenance}
-    convert(config=a.config, checkpoint=a.checkpoint, vocab_file=a.vocab_file, subword=a.subword_tokenizer,
+    checkpoint = a.checkpoint
+    if not checkpoint:
+        if not a.done:
+            ap.error("--checkpoint or --done is required")
+        from scripts.shared.formats import read_done
+
+        checkpoint = read_done(a.done)["checkpoint"]  # the run that trained it, not a guessed path
+    convert(config=a.config, checkpoint=checkpoint, vocab_file=a.vocab_file, subword=a.subword_tokenizer,
             mecab_dic=a.mecab_dic, model_name=a.model_name, card=card, provenance=provenance,
             output_dir=a.output_dir)
     return 0

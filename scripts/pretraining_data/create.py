@@ -69,7 +69,9 @@ Design, for speed and memory (the reference keeps Python lists of token strings 
    compression. ``--gzip-level`` defaults to 1 (zlib level 1 runs at ~100 MB/s here and
    compresses within ~10% of level 6, TensorFlow's default, which is ~2x slower);
    ``--compressor auto`` uses ISA-L (the ``isal`` package, ~6x faster than zlib at the same
-   ratio) when it is installed, else zlib. The compressor is recorded in the stats.
+   ratio) when it is installed, else zlib. The compressor is recorded in the stats, and so are
+   the output's ``output_bytes`` and ``output_sha256`` (hashed as the bytes are written), which
+   training uses in its run key instead of re-reading the records (:mod:`scripts.training.runs`).
 6. Memory: besides the arrays above, a few tens of MB of per-block temporaries; glibc is told to
    keep freed memory (``mallopt``) so blocks reuse pages instead of faulting in new ones.
 
@@ -84,6 +86,7 @@ bit-identical to the reference scripts, only statistically equivalent.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import time
@@ -91,12 +94,13 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from scripts.pretraining_data import kernels
+from scripts.pretraining_data import kernels, token_shards
 from scripts.shared.common import (LOG, InputError, Progress, atomic_path, imap_ordered, peak_rss_mb, process_pool,
                             read_blocks, run_cli, write_json)
 from scripts.pretraining_data.encoder import ExampleEncoder
-from scripts.shared.formats import record_features
+from scripts.shared.formats import record_features, token_shard_stats_path
 from scripts.shared.tfrecord import GzipPieceWriter, deflate_piece, resolve_compressor
+from scripts.tokenizers.sentencepiece import data_tokenizer
 from scripts.tokenizers.wordpiece import JapaneseTokenizer
 
 CHUNK_BYTES = 1 << 20          # bytes of text per tokenisation task
@@ -164,6 +168,18 @@ _STATE: dict = {}
 # ---------------------------------------------------------------------------------------------
 # Phase 1: read and tokenise the shard into flat arrays
 # ---------------------------------------------------------------------------------------------
+
+
+class _Sha256Writer:
+    """A binary file wrapper that hashes (sha256) and counts what is written through it."""
+
+    def __init__(self, fh):
+        self.fh, self.sha, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.fh.write(data)
 
 
 class _Grow:
@@ -611,7 +627,8 @@ def _children_peak_rss_mb() -> float:
 
 def create_pretraining_data(input_path, output_path, vocab_file, subword: str = "wordpiece",
                             mecab_dic: str = "unidic_lite", params: Params = Params(),
-                            threads: int = 1, stats_path=None, chunk_bytes: int = CHUNK_BYTES) -> dict:
+                            threads: int = 1, stats_path=None, chunk_bytes: int = CHUNK_BYTES, spm_file=None,
+                            tokenizer_file=None) -> dict:
     """Build the TFRecord file; returns (and writes, if ``stats_path``) the stats dict."""
     params.check()
     params = replace(params, compressor=resolve_compressor(params.compressor))
@@ -619,7 +636,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     threads = max(1, int(threads))
     t_start = time.monotonic()
     cpu = [_cpu_seconds()]
-    tokenizer = JapaneseTokenizer(vocab_file, subword, mecab_dic)
+    tokenizer = data_tokenizer(vocab_file, subword, mecab_dic, spm_file, tokenizer_file)
     input_bytes = os.path.getsize(input_path) if os.path.exists(input_path) else 0
 
     # Phase 1
@@ -699,7 +716,8 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
         totals: dict[str, int] = {}
         progress = Progress("written", unit="instances")
         with atomic_path(output_path) as tmp:
-            with open(tmp, "wb") as fh:
+            with open(tmp, "wb") as raw_fh:
+                fh = _Sha256Writer(raw_fh)  # the digest training's run key uses (no second read)
                 gz = GzipPieceWriter(fh)
                 for piece, counts in imap_ordered(pool, _write_task, write_tasks()):
                     gz.write_piece(piece)
@@ -708,6 +726,8 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
                     progress.update(counts["instances"], nbytes=len(piece[0]))
                 gz.close()
             output_bytes = os.path.getsize(tmp)
+            if output_bytes != fh.size:
+                raise RuntimeError(f"{tmp}: wrote {fh.size} bytes, the file has {output_bytes}")
             raw_bytes = gz.size
     t_end = time.monotonic()
     cpu.append(_cpu_seconds())
@@ -739,6 +759,7 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
         "short_seq_instance_fraction": totals["short"] / n_inst,
         "truncated_instance_fraction": truncated / n_inst,
         "input_bytes": input_bytes, "output_bytes": output_bytes, "uncompressed_output_bytes": raw_bytes,
+        "output_sha256": fh.sha.hexdigest(),
         "seconds": {"tokenize": round(t_tok - t_start, 3), "layout": round(t_layout - t_tok, 3),
                     "write": round(t_end - t_layout, 3), "total": round(total_s, 3)},
         # CPU seconds of all processes (main + workers); with --threads > 1 the layout workers'
@@ -761,13 +782,32 @@ def create_pretraining_data(input_path, output_path, vocab_file, subword: str = 
     return stats
 
 
+def create_token_shard(input_path, output_path, vocab_file, subword: str, mecab_dic: str, seq_length: int,
+                       threads: int = 1, stats_path=None, chunk_bytes: int = CHUNK_BYTES, spm_file=None,
+                       tokenizer_file=None) -> dict:
+    """The shard's token shard (:mod:`scripts.pretraining_data.token_shards`), tokenised by
+    :func:`read_corpus` as the TFRecords are."""
+    t0 = time.monotonic()
+    tokenizer = data_tokenizer(vocab_file, subword, mecab_dic, spm_file, tokenizer_file)
+    corpus = read_corpus(input_path, tokenizer, max(1, int(threads)), chunk_bytes)
+    tokenizer.clear_cache()
+    return token_shards.write_token_shard(corpus, tokenizer, seq_length=seq_length, output=output_path,
+                                          stats_path=stats_path or token_shard_stats_path(output_path),
+                                          input_path=input_path, subword=subword, mecab_dic=mecab_dic, started=t0,
+                                          extra={"threads": int(threads), "peak_rss_mb": round(peak_rss_mb(), 1)})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="sentence-per-line text, blank line between documents")
     ap.add_argument("--output", required=True, help="GZIP TFRecord file to write")
     ap.add_argument("--vocab-file", required=True)
-    ap.add_argument("--subword-tokenizer", choices=("wordpiece", "character"), default="wordpiece")
+    ap.add_argument("--subword-tokenizer", choices=("wordpiece", "character", "sentencepiece"), default="wordpiece")
+    ap.add_argument("--spm-file", help="sentencepiece with MeCab: the tokenizer's spiece.model")
+    ap.add_argument("--tokenizer-json", help="sentencepiece without MeCab (--mecab-dic none): its tokenizer.json")
+    ap.add_argument("--output-format", choices=("tfrecord", "token-shards"), default="tfrecord",
+                    help="token-shards: packed MLM rows (scripts.pretraining_data.token_shards), no masking")
     ap.add_argument("--mecab-dic", default="unidic_lite")
     ap.add_argument("--max-seq-length", type=int, default=128)
     ap.add_argument("--max-predictions-per-seq", type=int, default=20)
@@ -797,8 +837,14 @@ def main(argv=None) -> int:
         ap.error(str(e))
     if args.chunk_bytes < 1:
         ap.error("--chunk-bytes must be positive")
+    if args.output_format == "token-shards":
+        create_token_shard(args.input, args.output, args.vocab_file, args.subword_tokenizer, args.mecab_dic,
+                           args.max_seq_length, args.threads, args.stats, args.chunk_bytes, args.spm_file,
+                           args.tokenizer_json)
+        return 0
     create_pretraining_data(args.input, args.output, args.vocab_file, args.subword_tokenizer,
-                            args.mecab_dic, params, args.threads, args.stats, args.chunk_bytes)
+                            args.mecab_dic, params, args.threads, args.stats, args.chunk_bytes, args.spm_file,
+                            args.tokenizer_json)
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import json
 import logging
@@ -61,47 +62,126 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_tmp(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary names of ``path`` (``.name.tmp-PID``, file or directory) that a
+    killed writer left: those whose PID is not a live process on this machine.
+
+    Every atomic helper calls this before it writes ``path``, so the rerun of a SIGKILLed job
+    cleans up after it (a 34 MB leftover of one killed sharding job, never read, otherwise
+    stayed forever). A temporary name whose PID is alive is kept: it may be a concurrent
+    writer. (A stale name whose PID has since been reused survives until a later rerun.)
+    """
+    path = Path(path)
+    prefix = f".{path.name}.tmp-"
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    for e in entries:
+        pid = e.name[len(prefix):]
+        if not e.name.startswith(prefix) or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+        removed.append(Path(e.path))
+    if removed:
+        LOG.info("removed stale temporary output(s) of killed jobs: %s", ", ".join(map(str, removed)))
+    return removed
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's (or a directory's entries') data to stable storage.
+
+    A rename is atomic but not durable by itself: after a power loss the new name can point at
+    a file whose data never reached the disk. So every atomic helper fsyncs the file before the
+    rename and the directory after it. Filesystems that cannot fsync a directory are skipped.
+    """
+    is_dir = os.path.isdir(path)
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if is_dir else 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if not is_dir and e.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                fsync_path(p)
+        fsync_path(dirpath)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary file is removed on any exception, so a failed or killed job leaves either the
     previous complete file or nothing (a SIGKILL may leave a hidden ``.name.tmp-PID`` file, which
-    no rule ever reads).
+    no rule ever reads and the next writer of ``path`` removes). The file is fsynced before the
+    rename and its directory after it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     tmp = _tmp_name(path)
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    fsync_path(path.parent)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a directory: build it under a temporary name, then rename."""
+    """Like :func:`atomic_path` for a directory: build it under a temporary name, then rename
+    (every file and directory in it fsynced before, the parent directory after)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     tmp = _tmp_name(path)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         yield tmp
+        _fsync_tree(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    fsync_path(path.parent)
 
 
 class AtomicFiles(contextlib.ExitStack):
-    """Open several output files at once; all are renamed into place only if all succeed."""
+    """Open several output files at once; all are renamed into place only if all succeed
+    (each fsynced before the renames, their directories after)."""
 
     def __init__(self):
         super().__init__()
@@ -110,6 +190,7 @@ class AtomicFiles(contextlib.ExitStack):
     def open(self, path, mode: str = "w", **kwargs):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(path)
         tmp = _tmp_name(path)
         self._pairs.append((tmp, path))
         return self.enter_context(open(tmp, mode, **kwargs))
@@ -117,13 +198,40 @@ class AtomicFiles(contextlib.ExitStack):
     def __exit__(self, exc_type, exc, tb):
         suppressed = super().__exit__(exc_type, exc, tb)  # closes every file first
         if exc_type is None:
+            try:
+                for tmp, _ in self._pairs:
+                    fsync_path(tmp)
+            except BaseException:
+                self._remove_tmp()
+                raise
             for tmp, path in self._pairs:
                 os.replace(tmp, path)
+            for parent in dict.fromkeys(path.parent for _, path in self._pairs):
+                fsync_path(parent)
         else:
-            for tmp, _ in self._pairs:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            self._remove_tmp()
         return suppressed
+
+    def _remove_tmp(self):
+        for tmp, _ in self._pairs:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def drop_snakemake_timestamp(directory: str | os.PathLike) -> bool:
+    """Remove the ``.snakemake_timestamp`` that Snakemake writes into every ``directory()``
+    output after its job, and give the directory that file's mtime (Snakemake takes a
+    directory's own mtime when the file is absent, so staleness decisions do not change).
+    True if there was one."""
+    d = Path(directory)
+    ts = d / ".snakemake_timestamp"
+    try:
+        st = ts.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    ts.unlink()
+    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,8 +259,9 @@ def iter_lines(path: str | os.PathLike, *, strip_newline: bool = True,
       read, never a silently short stream.
     * Invalid UTF-8 raises :class:`InputError` with the line number (``on_bad_utf8="error"``) or,
       with ``on_bad_utf8="skip"``, skips the line and counts it in ``stats["bad_utf8_lines"]``.
-    * CRLF line ends are normalised to LF; NUL bytes are removed and counted in
-      ``stats["nul_bytes"]``.
+    * CRLF line ends are normalised to LF; NUL bytes are removed, counted in
+      ``stats["nul_bytes"]`` (lines: ``stats["nul_lines"]``) and logged with file:line (the
+      first ones).
     """
     if stats is None:
         stats = {}
@@ -163,6 +272,10 @@ def iter_lines(path: str | os.PathLike, *, strip_newline: bool = True,
                 lineno += 1
                 if b"\x00" in raw:
                     stats["nul_bytes"] = stats.get("nul_bytes", 0) + raw.count(b"\x00")
+                    n = stats["nul_lines"] = stats.get("nul_lines", 0) + 1
+                    if n <= MAX_LOGGED_SKIPS:
+                        LOG.warning("%s:%d: removed %d NUL byte(s)%s", path, lineno, raw.count(b"\x00"),
+                                    " (further ones are only counted)" if n == MAX_LOGGED_SKIPS else "")
                     raw = raw.replace(b"\x00", b"")
                 try:
                     text = raw.decode("utf-8")
@@ -191,14 +304,23 @@ def read_blocks(path: str | os.PathLike, block_bytes: int = 1 << 20) -> Iterator
     """
     lineno = 1  # number of the first line of the next block
     carry = b""
+    pieces: list[bytes] = []  # decompressed data not yet cut into a block
+    pending = 0  # bytes in pieces
     try:
         with open_binary(path) as fh:
             while True:
-                data = fh.read(block_bytes)
-                if not data:
+                # read1: one decompression step at a time, so the data decoded before a
+                # truncation or corruption is never lost with the exception (the error then
+                # names the last line actually read, not one a whole block earlier)
+                piece = fh.read1(block_bytes)
+                if not piece:
                     break
-                if carry:
-                    data = carry + data
+                pieces.append(piece)
+                pending += len(piece)
+                if pending < block_bytes:
+                    continue
+                data = carry + b"".join(pieces)
+                pieces, pending = [], 0
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:  # no line end yet: a very long line
                     carry = data
@@ -206,10 +328,17 @@ def read_blocks(path: str | os.PathLike, block_bytes: int = 1 << 20) -> Iterator
                 block, carry = data[:cut], data[cut:]
                 yield lineno, block
                 lineno += block.count(b"\n")
-        if carry:
-            yield lineno, carry  # the last line has no line end
+        data = carry + b"".join(pieces)
+        pieces = []
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield lineno, data[:cut]
+            lineno += data[:cut].count(b"\n")
+        if data[cut:]:
+            yield lineno, data[cut:]  # the last line has no line end
     except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, OSError) as e:
-        raise InputError(path, f"corrupt or truncated archive after line {lineno - 1}: {e}", lineno) from None
+        last = lineno - 1 + carry.count(b"\n") + sum(p.count(b"\n") for p in pieces)
+        raise InputError(path, f"corrupt or truncated archive after line {last}: {e}", last + 1) from None
 
 
 # ---------------------------------------------------------------------------------------------

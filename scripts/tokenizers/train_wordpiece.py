@@ -36,9 +36,15 @@ How it differs from the reference script (same algorithm, faster and reproducibl
    vocabulary, ``head -n 7027``), then every other token in the trainer's id order (``##x``
    characters, then merges in the order they were learned).
 
-As in the reference, ``vocab_size`` counts every token; when the specials, alphabet and ``##x``
-characters alone exceed it, no merges are learned and the vocabulary is larger than asked for
-(a warning is logged).
+As in the reference, ``vocab_size`` counts every token, but it is a request: the trainer keeps
+every special, ``[unusedN]``, alphabet and ``##x`` token whatever the size, so when those alone
+exceed it no merges are learned and the vocabulary is larger than asked for (on real text with
+vocab_size 8192 and the 7012-character alphabet: 8633 entries). The job logs the requested and
+the actual size and records both in ``train.stats.json`` (``vocab_size_requested``,
+``vocab_size``, ``vocab_size_over_request``); every later stage takes the size from
+``vocab.txt``. It fails only when the request is impossible: fewer entries than specials +
+unused + alphabet (the config check in :mod:`scripts.shared.registry` rejects that before any
+job; this is the same check on the actual alphabet).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from pathlib import Path
 
 from scripts.shared.common import (LOG, InputError, Progress, atomic_path, iter_lines, mecab_tagger, peak_rss_mb,
                             run_cli, write_json)
+from scripts.shared.formats import read_alphabet  # noqa: F401  (also this module's API)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
@@ -239,22 +246,6 @@ def count_words(path, mecab_dic: str = "unidic_lite", threads: int = 1, stats: d
 # ---------------------------------------------------------------------------------------------
 
 
-def read_alphabet(path) -> list[str]:
-    """An alphabet file: one character a line (a line may be a single space), no duplicates."""
-    chars: list[str] = []
-    seen: set[str] = set()
-    for lineno, text in iter_lines(path):
-        if len(text) != 1:
-            raise InputError(path, f"expected exactly one character, got {text!r}", lineno)
-        if text in seen:
-            raise InputError(path, f"duplicate character {text!r}", lineno)
-        seen.add(text)
-        chars.append(text)
-    if not chars:
-        raise InputError(path, "empty alphabet")
-    return chars
-
-
 def _sorted_counts(counts: Counter) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
@@ -312,6 +303,7 @@ def train_wordpiece(counts: Counter, alphabet: list[str], *, vocab_size: int, li
     clash = [t for t in head_specials if t in kept_set]
     if clash:
         raise ValueError(f"alphabet contains special token(s) {clash}")
+    check_request(vocab_size, num_unused_tokens, len(kept))
 
     # The continuation characters the trainer will create: alphabet characters seen after the
     # first character of a word (the first character counts even when it is not in the alphabet).
@@ -362,11 +354,14 @@ def train_wordpiece(counts: Counter, alphabet: list[str], *, vocab_size: int, li
 
     n_merged = len(out) - len(fixed)
     if len(out) > vocab_size:
-        LOG.warning("vocabulary has %s tokens, more than --vocab-size %s: specials, alphabet and "
-                    "continuation characters alone take %s", f"{len(out):,}", f"{vocab_size:,}",
-                    f"{len(fixed):,}")
+        LOG.warning("vocab size: requested %s, actual %s (+%s): specials, unused, alphabet and ##continuation "
+                    "characters alone take %s, and the trainer keeps them all; later stages use the actual size",
+                    f"{vocab_size:,}", f"{len(out):,}", f"{len(out) - vocab_size:,}", f"{len(fixed):,}")
+    else:
+        LOG.info("vocab size: requested %s, actual %s", f"{vocab_size:,}", f"{len(out):,}")
     stats.update(
-        vocab_size_requested=vocab_size, vocab_size=len(out), special_tokens=len(SPECIAL_TOKENS),
+        vocab_size_requested=vocab_size, vocab_size=len(out),
+        vocab_size_over_request=max(0, len(out) - vocab_size), special_tokens=len(SPECIAL_TOKENS),
         unused_tokens=len(unused), alphabet=len(kept), alphabet_from_file=len(alphabet),
         continuation_chars=len(cont), learned_subwords=n_merged,
         corpus_chars_outside_alphabet=len((first | later) - kept_set),
@@ -374,6 +369,15 @@ def train_wordpiece(counts: Counter, alphabet: list[str], *, vocab_size: int, li
         character_vocab_size=len(head))
     LOG.info("trained in %.1f s: %s tokens (%s learned subwords)", train_s, f"{len(out):,}", f"{n_merged:,}")
     return out
+
+
+def check_request(vocab_size: int, num_unused_tokens: int, alphabet_size: int) -> None:
+    """An impossible request: fewer entries than specials + unused + alphabet (ValueError)."""
+    floor = len(SPECIAL_TOKENS) + num_unused_tokens + alphabet_size
+    if vocab_size < floor:
+        raise ValueError(f"--vocab-size {vocab_size} is impossible: the vocabulary always holds the "
+                         f"{len(SPECIAL_TOKENS)} special tokens, {num_unused_tokens} [unusedN] and the "
+                         f"{alphabet_size}-character alphabet = {floor} entries")
 
 
 def write_vocab(path, tokens: list[str]) -> str:
@@ -406,6 +410,10 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     out_dir = Path(args.output_dir)
     alphabet = read_alphabet(args.initial_alphabet_file)
+    try:
+        check_request(args.vocab_size, args.num_unused_tokens, len(alphabet))  # before the slow part
+    except ValueError as e:
+        ap.error(str(e))
     stats: dict = {"input": str(args.input), "mecab_dic": args.mecab_dic, "threads": args.threads,
                    "wordpieces_prefix": args.wordpieces_prefix,
                    "initial_alphabet_file": str(args.initial_alphabet_file)}

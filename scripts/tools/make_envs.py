@@ -20,6 +20,10 @@ GROUPS = {
               "pyyaml", "google-crc32c"],
     "convert": ["tensorflow", "tf-keras", "tf-models-official", "tensorflow-text", "setuptools", "torch",
                 "transformers", "safetensors", "fugashi", "unidic-lite", "mecab-python3", "numpy", "pyyaml"],
+    "train_torch": ["torch", "transformers", "safetensors", "tokenizers", "numpy", "numba", "llvmlite", "isal",
+                    "google-crc32c", "pyyaml", "tensorboard"],
+    "eval": ["torch", "transformers", "tokenizers", "safetensors", "fugashi", "unidic-lite", "mecab-python3", "numpy"],
+    "report": ["matplotlib", "tensorboard", "numpy", "pillow"],
 }
 
 

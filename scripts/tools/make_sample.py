@@ -7,9 +7,10 @@ Usage::
 writes
 
 * ``<out-dir>/wikipedia/jawiki-sample-cirrussearch-content.json.gz``: a CirrusSearch *content*
-  dump in Elasticsearch bulk format (an ``{"index":{"_type":"page","_id":"…"}}`` line, then the
-  page JSON with ``title``, ``text``, ``namespace``, ``opening_text``, ``heading``, ``category``,
-  ``template``, ``timestamp``, ``wiki`` and a few other fields real dumps carry);
+  dump in the Elasticsearch 7+ bulk format of current dumps (an
+  ``{"index":{"_type":"_doc","_id":"…"}}`` line, then the page JSON with ``title``, ``text``,
+  ``namespace``, ``opening_text``, ``heading``, ``category``, ``template``, ``timestamp``,
+  ``wiki`` and a few other fields real dumps carry);
 * ``<out-dir>/cc-100/ja.txt.xz``: CC-100 format, one paragraph per line and an empty line after
   every document.
 
@@ -375,7 +376,7 @@ class WikiBuilder:
         for page in self.pages():
             page_id += self.rng.randint(1, 400)
             page = dict(page, version=60_000_000 + page_id * 7)
-            lines.append(json.dumps({"index": {"_type": "page", "_id": str(page_id)}},
+            lines.append(json.dumps({"index": {"_type": "_doc", "_id": str(page_id)}},
                                     separators=(",", ":")))
             lines.append(json.dumps(page, ensure_ascii=False, separators=(",", ":")))
         return ("\n".join(lines) + "\n").encode("utf-8")

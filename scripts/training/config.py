@@ -1,13 +1,13 @@
 """Write the Model Garden ``bert/pretraining`` override YAML for one training stage.
 
-``python -m scripts.training.config --spec JSON --output model/<tok>/<arch>/training/<stage>.yaml``
+``python -m scripts.training.config --spec JSON --vocab-file tokenizers/<tok>/vocab.txt
+--output model/<tok>/<arch>/training/<stage>.yaml``
 
 ``--spec`` is one JSON object (the rule passes it as a single shell-quoted string)::
 
     {"architecture": {hidden_size, num_layers, num_attention_heads, intermediate_size,
                       max_position_embeddings, type_vocab_size, hidden_activation, dropout_rate,
                       attention_dropout_rate, initializer_range},
-     "vocab_size": 32768,
      "stage": {name, corpus, global_batch_size, train_steps, learning_rate, end_learning_rate,
                warmup_steps, checkpoint_interval, max_to_keep, steps_per_loop, summary_interval,
                validation_interval, validation_steps},
@@ -21,6 +21,12 @@ file: ``task.train_data`` / ``task.validation_data``; the model file: ``task.mod
 
 Decisions:
 
+* **The vocab size is the vocab file's line count** (``--vocab-file``, an input of the rule), not
+  the tokenizer's configured ``vocab_size``: that is a request the WordPiece trainer may exceed
+  (it keeps every alphabet character and every ``##`` continuation character it saw), and a
+  model smaller than its vocabulary fails at the first out-of-range token id. A spec that
+  carries ``vocab_size`` itself is rejected with ``--vocab-file`` (:func:`build_override` still
+  takes it from the spec, for callers that know the size).
 * ``trainer.optimizer_config.learning_rate.polynomial.decay_steps`` is the stage's
   ``train_steps`` (the recipe: 1M and 1M); the schedule is linear warm-up then linear decay.
 * The optimizer is ``{type: adamw}`` only, as in the recipe: its weight decay (0.01, excluding
@@ -32,6 +38,12 @@ Decisions:
   still checks the actual file suffixes at train time.
 * Input paths and ``task.init_checkpoint`` are *not* written here: ``scripts.training.model_garden`` sets them
   (train and validation read the same files, as in the recipe).
+* ``spec["torch"]`` (only for models with ``backend: torch``): the ``training.torch`` options,
+  written as a top-level ``torch:`` section that :mod:`scripts.training.torch_train` reads.
+* ``spec["family"]`` (models whose architecture is a ``roberta`` or ``distilbert`` family): the
+  family's facts (masking, teacher, distillation weights), a top-level ``family:`` section that
+  :mod:`scripts.training.mlm` reads; the Model Garden sections stay (the engine reads the encoder,
+  shapes and schedule from them).
 * Output is deterministic: sorted keys, no timestamps, written atomically.
 
 No TensorFlow import here: this runs in well under a second.
@@ -46,6 +58,7 @@ import numbers
 import yaml
 
 from scripts.shared.common import LOG, InputError, atomic_path, run_cli
+from scripts.shared.formats import read_vocab
 
 ARCH_KEYS = ("hidden_size", "num_layers", "num_attention_heads", "intermediate_size",
              "max_position_embeddings", "type_vocab_size", "hidden_activation", "dropout_rate",
@@ -201,6 +214,11 @@ def build_override(spec: dict) -> dict:
             "num_gpus": _int(runtime, "num_gpus", "runtime", 0),
             "tpu": tpu,
         },
+        # PyTorch backend only (scripts.training.torch_train): its options, so that they are part of
+        # the file (and of the run key); Model Garden never reads a stage file that has them.
+        **({"torch": dict(spec["torch"])} if spec.get("torch") else {}),
+        # a model family other than BERT pretraining (scripts.training.mlm: roberta, distilbert): its facts
+        **({"family": dict(spec["family"])} if spec.get("family") else {}),
     }
 
 
@@ -221,17 +239,23 @@ def write_override(spec: dict, output: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec", required=True, help="stage spec as one JSON object")
+    ap.add_argument("--spec", required=True, help="stage spec as one JSON object (without vocab_size)")
+    ap.add_argument("--vocab-file", required=True, help="the model's vocab.txt: its line count is the vocab size")
     ap.add_argument("--output", required=True, help="override YAML to write")
     a = ap.parse_args(argv)
     try:
         spec = json.loads(a.spec)
     except json.JSONDecodeError as e:
         raise InputError("--spec", f"invalid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise InputError("--spec", "must be a JSON object")
+    if "vocab_size" in spec:
+        raise InputError("--spec", "has vocab_size: the vocab size is counted from --vocab-file")
+    spec = {**spec, "vocab_size": len(read_vocab(a.vocab_file))}
     override = write_override(spec, a.output)
     t = override["trainer"]
-    LOG.info("built %s: %s steps, batch %s, lr %s, warmup %s, strategy %s/%s", a.output,
-             t["train_steps"], override["task"]["train_data"]["global_batch_size"],
+    LOG.info("built %s: vocab %d (%s), %s steps, batch %s, lr %s, warmup %s, strategy %s/%s", a.output,
+             spec["vocab_size"], a.vocab_file, t["train_steps"], override["task"]["train_data"]["global_batch_size"],
              t["optimizer_config"]["learning_rate"]["polynomial"]["initial_learning_rate"],
              t["optimizer_config"]["warmup"]["polynomial"]["warmup_steps"],
              override["runtime"]["distribution_strategy"],

@@ -4,9 +4,9 @@
 
     python -m scripts.training.model_garden --config model/<tok>/<arch>/training/<stage>.yaml \\
         --train-files 'pretraining_data/<tok>/<corpus>/pretraining_data_*.tfrecord.gz' \\
-        [--train-file F ...] --model-dir model/<tok>/<arch>/training/<stage> \\
-        [--init-checkpoint model/<tok>/<arch>/training/<prev-stage>] \\
-        [--mode train_and_eval|train] [--threads N] --done <model-dir>/done.json [--dry-run]
+        [--train-file F ...] [--train-stats S ...] --stage-dir model/<tok>/<arch>/training/<stage> \\
+        [--init-done model/<tok>/<arch>/training/<prev-stage>/done.json | --init-checkpoint PREFIX] \\
+        [--code DIGEST] [--mode train_and_eval|train] [--threads N] --done <stage-dir>/done.json [--dry-run]
 
 What it does, in the order of ``official/nlp/train.py`` (the recipe's entry point):
 
@@ -23,7 +23,8 @@ What it does, in the order of ``official/nlp/train.py`` (the recipe's entry poin
    ``MaskedLMTask.train_step`` never scales the loss (unlike ``base_task.Task.train_step``), so
    float16 BERT pretraining runs without effective loss scaling; bfloat16 (TPU, A100/H100) does
    not need it.
-3. ``train_lib.run_experiment`` (Orbit controller, ``CheckpointManager`` in ``--model-dir``).
+3. ``train_lib.run_experiment`` (Orbit controller, ``CheckpointManager`` in the run directory
+   ``<stage-dir>/run-<key16>/``, see :mod:`scripts.training.runs`).
 
 Decisions:
 
@@ -34,12 +35,18 @@ Decisions:
   first record of the first file is read and checked against ``seq_length`` /
   ``max_predictions_per_seq`` / the v2 feature names before anything is built, so a
   wrong compression or data/config mismatch fails in seconds naming the file.
-* **Resume.** Model Garden restores the latest checkpoint in ``--model-dir`` by itself; this
-  script reads it first and logs ``resuming from <ckpt> at step N``, ``starting fresh (init from
-  <ckpt>)`` or ``already at train_steps, nothing to train`` (then it only writes ``done.json``).
-  A checkpoint beyond ``train_steps`` is an error (the directory belongs to another config).
-* **init_checkpoint.** ``MaskedLMTask.initialize`` (the ``CheckpointManager`` ``init_fn``, run
-  only when ``--model-dir`` has no checkpoint) accepts a directory (-> its latest checkpoint) or
+* **Run directory and resume.** Checkpoints go to ``<stage-dir>/run-<key16>/``, the key being a
+  digest of the stage YAML, the training files' content (digests from ``--train-stats``, see
+  :mod:`scripts.training.runs`), the init checkpoint's run, ``--code`` (default: the digest of
+  this module and its imports, as the rule's ``params.code``) and the backend ``model_garden``.
+  Model Garden restores the latest checkpoint of that directory by itself; this script reads it
+  first and logs ``run <key16>: resuming from <ckpt> at step N``, ``run <key16>: starting fresh
+  (init from <ckpt>)`` or ``run <key16>: already at train_steps, nothing to train`` (then it
+  only writes ``done.json``). Other ``run-*`` directories are listed as stale, never deleted.
+* **init_checkpoint.** ``--init-done`` (what the workflow passes) takes the previous stage's
+  checkpoint from its done.json; ``--init-checkpoint`` (by hand) a directory or a prefix.
+  ``MaskedLMTask.initialize`` (the ``CheckpointManager`` ``init_fn``, run
+  only when the run directory has no checkpoint) accepts a directory (-> its latest checkpoint) or
   a prefix, and silently trains from scratch when it finds nothing. Here the argument is
   resolved first (a directory must hold a checkpoint, a prefix must have its ``.index``) and
   the resolved prefix is passed on, so stage 2 can never silently start from random weights.
@@ -52,9 +59,10 @@ Decisions:
 * **Progress.** Orbit logs ``train | step | steps/sec``; a train action here adds a line per loop
   with step/total, loss, examples/s and an ETA. The final summary line is
   ``built <model_dir>: step N, checkpoint <path>``.
-* **done.json** (written atomically, last, only by the chief): final step, final checkpoint
-  prefix, model dir, train steps, seconds, the last training and validation metrics of this
-  run (``null`` when nothing was trained). ``--model-dir`` is never deleted or cleaned.
+* **done.json** (written atomically, last, only by the chief): run key, run dir (``model_dir``),
+  final step, final checkpoint prefix, train steps, seconds, the last training and validation
+  metrics of this run (``null`` when nothing was trained). Nothing under ``--stage-dir`` is ever
+  deleted or cleaned.
 * ``--dry-run`` prints the resolved plan (params, strategy arguments, precision policy) as JSON
   and exits: no device, no training (tests use it for the TPU and GPU configurations).
 """
@@ -62,6 +70,7 @@ Decisions:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -69,11 +78,13 @@ import sys
 import time
 
 from scripts.shared.common import LOG, InputError, run_cli
-from scripts.shared.formats import PRED_FEATURES, write_done
+from scripts.shared.formats import PATHS, PRED_FEATURES, write_done
 from scripts.shared.formats import SEQ_FEATURES as INT_FEATURES
+from scripts.training import runs
 from scripts.training.experiment import (EXPERIMENT, _tf, checkpoint_step, detect_file_type,  # noqa: F401
                                          load_params, resolve_checkpoint, resolve_init_checkpoint)
 PRECISION_POLICY = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+BACKEND = "model_garden"
 
 
 def _route_absl_logging() -> None:
@@ -162,12 +173,14 @@ def precision_policy(params) -> str:
     return PRECISION_POLICY[dtype]
 
 
-def plan(params, *, model_dir: str, threads: int, mode: str) -> dict:
-    """Everything a run would use, without touching a device."""
+def plan(params, *, stage_dir: str, threads: int, mode: str) -> dict:
+    """Everything a run would use, without touching a device (the run key, which needs the data
+    digests and the init checkpoint's done.json, is computed when training starts)."""
     return {
         "experiment": EXPERIMENT,
         "mode": mode,
-        "model_dir": model_dir,
+        "stage_dir": stage_dir,
+        "run_dir": PATHS.run_dir.format(stage_dir=stage_dir.rstrip("/"), key16="<key16>"),
         "threads": threads,
         "strategy": strategy_kwargs(params),
         "precision_policy": precision_policy(params),
@@ -266,8 +279,35 @@ def _fmt_s(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
 
 
-def train(*, config: str, train_files: list[str], model_dir: str, done: str,
-          init_checkpoint: str | None = None, mode: str = "train_and_eval", threads: int = 0) -> dict:
+def code_digest() -> str:
+    """The digest of this backend's code, as the rule's ``params.code`` computes it."""
+    from scripts.shared.registry import code_digest as digest
+
+    return digest("training.model_garden")
+
+
+def init_from_checkpoint(path: str) -> runs.InitCheckpoint:
+    """An init checkpoint given by hand (a directory or a prefix): keyed by its ``.index`` digest."""
+    tf = _tf()
+    ckpt = resolve_init_checkpoint(path)
+    with tf.io.gfile.GFile(ckpt + ".index", "rb") as fh:
+        index_sha = hashlib.sha256(fh.read()).hexdigest()
+    return runs.InitCheckpoint(path=ckpt, part={"checkpoint": os.path.basename(ckpt), "index_sha256": index_sha})
+
+
+def resolve_init(init_done: str | None = None, init_checkpoint: str | None = None) -> runs.InitCheckpoint | None:
+    if init_done and init_checkpoint:
+        raise InputError("--init-done/--init-checkpoint", "give one of them, not both")
+    if init_done:
+        init = runs.init_from_done(init_done)
+        resolve_checkpoint(init.path, "init checkpoint")  # must exist (a prefix with its .index)
+        return init
+    return init_from_checkpoint(init_checkpoint) if init_checkpoint else None
+
+
+def train(*, config: str, train_files: list[str], stage_dir: str, done: str, init_done: str | None = None,
+          init_checkpoint: str | None = None, train_stats: list[str] | None = None, code: str | None = None,
+          mode: str = "train_and_eval", threads: int = 0) -> dict:
     t_start = time.monotonic()
     tf = _tf()
     if threads > 0:
@@ -278,7 +318,8 @@ def train(*, config: str, train_files: list[str], model_dir: str, done: str,
     from official.core import task_factory, train_lib, train_utils
     from official.modeling import performance
 
-    init = resolve_init_checkpoint(init_checkpoint)
+    init_ckpt = resolve_init(init_done, init_checkpoint)
+    init = init_ckpt.path if init_ckpt else None
     params = load_params(config, train_files=train_files, init_checkpoint=init or "")
     devices = check_devices(params)
     td = params.task.train_data
@@ -287,19 +328,15 @@ def train(*, config: str, train_files: list[str], model_dir: str, done: str,
     check_first_record(train_files[0], td.file_type, td.seq_length, td.max_predictions_per_seq)
     train_steps = int(params.trainer.train_steps)
 
-    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else None
+    parts = runs.run_parts(config=config, data=runs.data_digests(train_files, train_stats), init=init_ckpt,
+                           code=code or code_digest(), backend=BACKEND)
+    run = runs.open_run(stage_dir, parts)
+    model_dir = run.dir
+    latest = tf.train.latest_checkpoint(model_dir)
     start_step = checkpoint_step(latest) if latest else 0
-    if latest and start_step > train_steps:
-        raise InputError(model_dir, f"latest checkpoint {latest} is at step {start_step}, beyond "
-                                    f"train_steps {train_steps}: it was trained with another config")
-    if latest and start_step == train_steps:
-        LOG.info("already at train_steps, nothing to train: %s is at step %d", latest, start_step)
-    elif latest:
-        LOG.info("resuming from %s at step %d (of %d)", latest, start_step, train_steps)
-        if init:
-            LOG.info("(init checkpoint %s is not used: %s already has a checkpoint)", init, model_dir)
-    else:
-        LOG.info("starting fresh (init from %s)", init or "random initialization")
+    how = runs.log_start(run, latest=latest, step=start_step, train_steps=train_steps, init=init_ckpt)
+    if how == "resume" and init:
+        LOG.info("(init checkpoint %s is not used: %s already has a checkpoint)", init, model_dir)
 
     train_metrics = eval_metrics = None
     chief = True
@@ -335,15 +372,13 @@ def train(*, config: str, train_files: list[str], model_dir: str, done: str,
         raise RuntimeError(f"training ended with latest checkpoint {final} at step {final_step}, "
                            f"expected {train_steps}")
     info = {
-        "final_step": final_step,
-        "checkpoint": final,
-        "model_dir": model_dir,
+        **runs.done_info(run, checkpoint=final, final_step=final_step, init=init_ckpt),
+        "backend": BACKEND,
         "train_steps": train_steps,
         "start_step": start_step,
         "trained_steps": final_step - start_step,
         "seconds": round(time.monotonic() - t_start, 3),
-        "init_checkpoint": init,
-        "resumed_from": latest if latest and start_step < train_steps else None,
+        "resumed_from": latest if how == "resume" else None,
         "global_batch_size": td.global_batch_size,
         "train_files": len(train_files),
         "file_type": td.file_type,
@@ -366,28 +401,39 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True, help="stage override YAML (scripts.training.config)")
     ap.add_argument("--train-files", action="append", default=[],
                     help="glob pattern(s) of training TFRecords (repeatable, comma-separated ok)")
-    ap.add_argument("--train-file", action="append", default=[], help="one training file (repeatable)")
-    ap.add_argument("--model-dir", required=True, help="checkpoint directory (kept; resumed from)")
-    ap.add_argument("--init-checkpoint", help="previous stage's model dir or a checkpoint prefix")
+    ap.add_argument("--train-file", action="extend", nargs="+", default=[],
+                    help="training file(s) (repeatable)")
+    ap.add_argument("--train-stats", action="extend", nargs="*", default=[],
+                    help="the training files' .stats.json (their recorded sha256 spares hashing the files)")
+    ap.add_argument("--stage-dir", required=True,
+                    help="the stage's directory: checkpoints go to <stage-dir>/run-<key16>/ (kept; resumed from)")
+    ap.add_argument("--init-done", nargs="*", default=[],
+                    help="the previous stage's done.json (its checkpoint initialises this stage); none: random")
+    ap.add_argument("--init-checkpoint", help="instead of --init-done: a model dir or a checkpoint prefix")
+    ap.add_argument("--code", help="code digest for the run key (default: this module's, as params.code)")
     ap.add_argument("--mode", default="train_and_eval", choices=["train_and_eval", "train"])
     ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF default)")
     ap.add_argument("--done", help="marker JSON written at the very end (required unless --dry-run)")
     ap.add_argument("--dry-run", action="store_true", help="print the resolved plan as JSON and exit")
     a = ap.parse_args(argv)
+    if len(a.init_done) > 1:
+        ap.error("--init-done takes at most one done.json")
+    init_done = a.init_done[0] if a.init_done else None
 
     files = resolve_train_files(a.train_files, a.train_file)
     if a.dry_run:
         init = a.init_checkpoint  # not resolved: a dry run may describe a remote (gs://) layout
         params = load_params(a.config, train_files=files, init_checkpoint=init or "")
-        json.dump(plan(params, model_dir=a.model_dir, threads=a.threads, mode=a.mode), sys.stdout,
+        json.dump(plan(params, stage_dir=a.stage_dir, threads=a.threads, mode=a.mode), sys.stdout,
                   indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
         return 0
     if not a.done:
         ap.error("--done is required")
     try:
-        train(config=a.config, train_files=files, model_dir=a.model_dir, done=a.done,
-              init_checkpoint=a.init_checkpoint, mode=a.mode, threads=a.threads)
+        train(config=a.config, train_files=files, stage_dir=a.stage_dir, done=a.done, init_done=init_done,
+              init_checkpoint=a.init_checkpoint, train_stats=a.train_stats, code=a.code, mode=a.mode,
+              threads=a.threads)
     except DeviceError as e:
         LOG.error("%s", e)
         return 3
