@@ -114,7 +114,7 @@ rule sentencepiece_mecab:
         "../envs/data.yaml"
     threads: 8
     resources:
-        mem_mb=16000,
+        mem_mb=mem_sentencepiece,
         runtime=4 * 60,
     params:
         args=sentencepiece_args,
@@ -144,7 +144,7 @@ rule sentencepiece_raw:
         "../envs/data.yaml"
     threads: 8
     resources:
-        mem_mb=16000,
+        mem_mb=mem_sentencepiece,
         runtime=4 * 60,
     params:
         args=sentencepiece_args,

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import helpers_tf as h
 from conftest import clone_run, pending
@@ -203,7 +204,7 @@ def test_card_states_tokenizer_corpora_and_records_statistics(released):
     for c, sha in SHA.items():
         assert f"- {c}: `data/{c}.dump`, 123,456,789 bytes, sha256 `{sha}`" in card
     # [UNK] rate of each stage's records: 30 of 3,000 tokens
-    assert "| cc-100 | 203 | 3,000 | 1.00 % |" in card
+    assert "| cc-100 | cc-100 | 203 | 3,000 | 1.00 % |" in card
 
 
 def test_card_states_each_stages_final_losses_from_events_or_done_json(released):
@@ -293,6 +294,16 @@ def test_card_text_cannot_add_keys_to_the_front_matter(released, field, value):
     assert meta["pipeline_tag"] == "fill-mask"
     if field != "description":  # (the description is body text, after the block)
         assert meta[field] == value
+
+
+def test_a_model_without_the_next_sentence_head_has_no_nsp_columns(released):
+    from scripts.release.card import model_card
+
+    f = released["facts"]
+    card = model_card({**f, "backend": "torch", "architecture": {**f["architecture"], "model_type": "roberta",
+                                                                 "class": "RobertaForMaskedLM", "num_layers": 1}})
+    assert "| stage | split | step | loss | MLM loss | MLM accuracy |\n" in card and "NSP" not in card
+    assert "RoBERTa (bert_tiny): 1 layer, " in card and "Model Garden" not in card and "liu2019roberta" in card
 
 
 def test_copies_where_hard_links_are_impossible_and_no_output_on_failure(tmp_path, monkeypatch):
@@ -408,4 +419,6 @@ def test_eval_data_or_card_code_changes_replan_only_the_cards_they_reach(demo_ru
     jsts.write_text(jsts.read_text(encoding="utf-8").replace("。 ", "。", 1), encoding="utf-8")
     card = run / "scripts" / "release" / "card.py"
     card.write_text(card.read_text() + "\n\ndef _unused_helper():\n    return None\n")
-    assert {p for p in pending(run) if not p.startswith("plots/")} == {f"hf_model/{MODEL}", f"hf_model/{TWIN}"}
+    cards = {f"hf_model/{m}" for m in yaml.safe_load((run / "config.yaml").read_text())["default_models"]}
+    assert {MODEL, TWIN} <= {c.split("/", 1)[1] for c in cards}
+    assert {p for p in pending(run) if not p.startswith("plots/")} == cards

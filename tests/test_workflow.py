@@ -240,15 +240,17 @@ def test_model_dirs_lose_snakemakes_timestamp_file_but_not_its_time(tmp_path):
     import os
 
     wd = copy_workflow(tmp_path / "wf")
-    model = wd / "hf_model" / "bert-tiny-japanese-sample"
-    model.mkdir(parents=True)
-    (model / "config.json").write_text("{}")
-    ts = model / ".snakemake_timestamp"
-    ts.write_text("")
-    os.utime(ts, (1_700_000_000, 1_700_000_000))
+    models = [wd / "hf_model" / "bert-tiny-japanese-sample", wd / "build" / "hf_model" / "bert-tiny-japanese-sample"]
+    for model in models:  # the released directory and the conversion's build directory
+        model.mkdir(parents=True)
+        (model / "config.json").write_text("{}")
+        ts = model / ".snakemake_timestamp"
+        ts.write_text("")
+        os.utime(ts, (1_700_000_000, 1_700_000_000))
     snakemake(wd, "-n")
-    assert sorted(p.name for p in model.iterdir()) == ["config.json"]
-    assert os.stat(model).st_mtime == 1_700_000_000
+    for model in models:
+        assert sorted(p.name for p in model.iterdir()) == ["config.json"]
+        assert os.stat(model).st_mtime == 1_700_000_000
 
 
 def test_provenance_records_corpus_cleaning_shards_and_sample_size(placeholder_wd):

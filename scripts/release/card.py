@@ -133,13 +133,15 @@ def _architecture(f: dict) -> list[str]:
     a = f["architecture"]
     family = FAMILY_NAMES.get(a.get("model_type"), a.get("model_type") or "BERT")
     name = f" ({a['name']})" if a.get("name") else ""
-    parts = [f"{a['num_layers']} layers", f"hidden size {a['hidden_size']}",
+    parts = [f"{a['num_layers']} layer{'s' if a['num_layers'] != 1 else ''}", f"hidden size {a['hidden_size']}",
              f"{a['num_attention_heads']} attention heads", f"intermediate size {a['intermediate_size']}",
              f"{a['max_position_embeddings']} position embeddings", f"vocabulary {a['vocab_size']}"]
     tied = ", tied MLM decoder" if a.get("tie_word_embeddings") else ""
     act = a.get("activation")
-    note = " (the tanh approximation of GELU, which TensorFlow Model Garden's `gelu` computes)" \
-        if act == "gelu_new" else ""
+    note = ""
+    if act == "gelu_new":
+        note = " (the tanh approximation of GELU" + (", which TensorFlow Model Garden's `gelu` computes)"
+                                                    if f.get("backend") == "model_garden" else ")")
     eps = f", layer-norm epsilon {a['layer_norm_eps']:g}" if a.get("layer_norm_eps") is not None else ""
     return ["## Model architecture", "",
             f"{family}{name}: {', '.join(parts)}; {a['parameters']:,} parameters (`{a['class']}`{tied}). "
@@ -163,27 +165,30 @@ def _tokenization(f: dict) -> list[str]:
         what = (f"The character vocabulary `{t['name']}` is the first {t['vocab_size']:,} entries of the vocabulary "
                 f"`{tr['of']}`, which" if t["type"] == "character" and tr["of"] != t["name"]
                 else f"The vocabulary `{t['name']}` ({t['type']})")
-        counts = [f"{tr['special_tokens']} special tokens" if "special_tokens" in tr else None,
+        specials = tr.get("special_tokens")
+        counts = [f"{len(specials) if isinstance(specials, list) else specials} special tokens" if specials else None,
                   f"{tr['unused_tokens']} `[unusedN]`" if "unused_tokens" in tr else None,
                   f"an alphabet of {tr['alphabet']:,} characters" if "alphabet" in tr else None,
                   f"{tr['continuation_chars']:,} `##` characters" if "continuation_chars" in tr else None,
                   f"{tr['learned_subwords']:,} learned subwords" if "learned_subwords" in tr else None]
         counts = [c for c in counts if c]
-        sample = (f" on {tr['lines']:,} lines of `{tr['input']}` ({num(tr.get('words'))} words, "
-                  f"{num(tr.get('unique_words'))} distinct)" if "lines" in tr and "input" in tr else "")
+        words = (f" ({tr['words']:,} words, {tr['unique_words']:,} distinct)"
+                 if isinstance(tr.get("words"), int) and isinstance(tr.get("unique_words"), int) else "")
+        sample = f" on {tr['lines']:,} lines of `{tr['input']}`{words}" if "lines" in tr and "input" in tr else ""
         sizes = ""
         if "vocab_size" in tr:
             req = tr.get("vocab_size_requested")
             sizes = (f": {req:,} entries requested, {tr['vocab_size']:,} kept" if req is not None and req != tr["vocab_size"]
                      else f": {tr['vocab_size']:,} entries") + (f" ({', '.join(counts)})" if counts else "")
         lines += [f"{what} was trained{sample}{sizes} (`tokenizers/{tr['of']}/train.stats.json`).", ""]
-    rec = [(s["corpus"], s["records"]) for s in f["stages"] if s.get("records")]
+    rec = [s for s in f["stages"] if s.get("records")]
     if rec:
-        lines += ["The pretraining records of each stage, tokenized with it:", "",
-                  "| corpus | records | tokens | `[UNK]` |", "| --- | ---: | ---: | ---: |"]
-        for c, r in dict(rec).items():
+        lines += ["The pretraining data of each stage, tokenized with it:", "",
+                  "| stage | corpus | records | tokens | `[UNK]` |", "| --- | --- | ---: | ---: | ---: |"]
+        for s in rec:
+            r = s["records"]
             unk = "–" if r["unk_rate"] is None else f"{100 * r['unk_rate']:.2f} %"
-            lines.append(f"| {cell(c)} | {r['instances']:,} | {r['tokens']:,} | {unk} |")
+            lines.append(f"| {cell(s['name'])} | {cell(s['corpus'])} | {r['instances']:,} | {r['tokens']:,} | {unk} |")
         lines.append("")
     return lines
 
@@ -210,9 +215,13 @@ def _corpora(f: dict) -> list[str]:
     return lines
 
 
+def _has_nsp(f: dict) -> bool:
+    return f["architecture"].get("class") == "BertForPreTraining"
+
+
 def _objective(f: dict) -> str:
     a = f["architecture"]
-    mlm_nsp = a.get("class") == "BertForPreTraining"
+    mlm_nsp = _has_nsp(f)
     objective = ("masked language modelling + next sentence prediction" if mlm_nsp
                  else "masked language modelling" + (" with distillation" if a.get("model_type") == "distilbert"
                                                      else ""))
@@ -228,25 +237,28 @@ def _objective(f: dict) -> str:
 def _training(f: dict) -> list[str]:
     lines = ["## Training", "", _objective(f), "",
              "| stage | corpus | sequence length | batch size | steps | peak learning rate | warm-up steps "
-             "| final learning rate | time |",
+             "| final learning rate | job time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in f["stages"]:
         c = s["config"]
         lines.append(f"| {cell(s['name'])} | {cell(s['corpus'])} | {num(c.get('max_seq_length'))} | "
                      f"{num(s.get('global_batch_size'))} | {num(s.get('final_step'))} | {num(c.get('learning_rate'))} | "
                      f"{num(c.get('warmup_steps'))} | {num(c.get('end_learning_rate'))} | {seconds(s.get('seconds'))} |")
+    # NSP columns for a model with the next-sentence head (BertForPreTraining) only
+    names = ["loss", "mlm_loss", "mlm_accuracy"] + (["nsp_loss", "nsp_accuracy"] if _has_nsp(f) else [])
+    labels = {"loss": "loss", "mlm_loss": "MLM loss", "mlm_accuracy": "MLM accuracy", "nsp_loss": "NSP loss",
+              "nsp_accuracy": "NSP accuracy"}
     lines += ["", "Final losses and accuracies of each stage (train: the mean over the last logging interval; "
                   "validation: at the end of the stage):", "",
-              "| stage | split | step | loss | MLM loss | MLM accuracy | NSP loss | NSP accuracy |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| stage | split | step | " + " | ".join(labels[n] for n in names) + " |",
+              "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
     for s in f["stages"]:
         for split in ("train", "validation"):
             m = s.get(split)
             if not m:
                 continue
-            lines.append(f"| {cell(s['name'])} | {split} | {m['step']:,} | {metric(m.get('loss'))} | "
-                         f"{metric(m.get('mlm_loss'))} | {metric(m.get('mlm_accuracy'))} | {metric(m.get('nsp_loss'))} | "
-                         f"{metric(m.get('nsp_accuracy'))} |")
+            lines.append(f"| {cell(s['name'])} | {split} | {m['step']:,} | "
+                         + " | ".join(metric(m.get(n)) for n in names) + " |")
     lines.append("")
     for s in f["stages"]:
         run = f", run `{s['run_key'][:16]}`" if s.get("run_key") else ""

@@ -198,7 +198,7 @@ def final_metrics(done_path: str, done: dict) -> dict:
     d = stage_event_dir(done_path)
     try:
         train, valid = (_final(read_events(os.path.join(d, sub)), i) for i, sub in enumerate(("train", "validation")))
-    except OSError as e:
+    except Exception as e:  # OSError, or TensorFlow's own errors for gs:// (tf.errors.OpError)
         LOG.warning("%s: event files unreadable (%s); final metrics from %s", d, e, done_path)
         train = valid = None
     if train is not None:

@@ -184,9 +184,6 @@ def check_families(config: dict) -> None:
                 _err(f"{key}.stages[{i}]", "max_seq_length and extra_corpora are for roberta and distilbert models "
                                            "(a bert model's sequences are its corpus's pretraining_data)")
         if fam == "bert":
-            if arch["type_vocab_size"] < 2:
-                _err(f"architectures.{m['architecture']}.type_vocab_size", "a bert model needs >= 2 (segments A and B "
-                                                                          "of next-sentence prediction)")
             for k in ("mlm", "teacher", "distillation"):
                 if k in m:
                     _err(f"{key}.{k}", f"only for roberta and distilbert models (architecture "

@@ -181,12 +181,20 @@ def write_word_tsv(counts: Counter, path) -> None:
             fh.write(f"{w}\t{c}\n")
 
 
-def read_lines(path) -> list[str]:
-    """The stripped non-empty lines of a text file (raw style's training and measuring input)."""
+def read_lines(path, limit: int | None = None) -> tuple[list[str], int]:
+    """The first ``limit`` (all: None) stripped non-empty lines of a text file, and how many
+    non-empty lines it has in all."""
     out: list[str] = []
-    for _, data in read_blocks(path, 1 << 22):
-        out.extend(s for s in map(str.strip, data.decode("utf-8", errors="strict").split("\n")) if s)
-    return out
+    n = 0
+    for first, data in read_blocks(path, 1 << 22):
+        try:
+            lines = [s for s in map(str.strip, data.decode("utf-8").split("\n")) if s]
+        except UnicodeDecodeError as e:
+            raise InputError(path, f"invalid UTF-8 near byte {e.start} of the block starting at line {first}") from None
+        n += len(lines)
+        if limit is None or len(out) < limit:
+            out.extend(lines if limit is None else lines[:limit - len(out)])
+    return out, n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +359,7 @@ def train(input_path, output_dir, *, style: str, vocab_size: int, model_type: st
                    "trainer_options": {k: v for k, v in sorted(opts.items()) if k != "minloglevel"}}
     out_dir = os.fspath(output_dir)
     os.makedirs(out_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".train-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bertja-spm-") as tmp:
         if style == "mecab":
             if not mecab_dic:
                 raise ValueError("the mecab style needs a MeCab dictionary")
@@ -361,14 +369,12 @@ def train(input_path, output_dir, *, style: str, vocab_size: int, model_type: st
             train_input = os.path.join(tmp, "words.tsv")
             write_word_tsv(counts, train_input)
             lines = None
-        else:
-            lines = read_lines(input_path)
-            if not lines:
+        else:  # the sample as it is (the trainer skips empty lines; its normaliser strips)
+            lines, n_lines = read_lines(input_path, _MEASURE_LINES)
+            if not n_lines:
                 raise InputError(str(input_path), "no text in the training sample")
-            stats.update(lines=len(lines))
-            train_input = os.path.join(tmp, "lines.txt")
-            with open(train_input, "w", encoding="utf-8", newline="\n") as fh:
-                fh.writelines(s + "\n" for s in lines)
+            stats.update(lines=n_lines)
+            train_input = os.fspath(input_path)
         t1 = time.monotonic()
         model = train_model(train_input, style, opts, seed)
         stats["train_seconds"] = round(time.monotonic() - t1, 3)
@@ -382,7 +388,7 @@ def train(input_path, output_dir, *, style: str, vocab_size: int, model_type: st
     if len(table) != vocab_size:
         LOG.warning("vocab size: requested %s, actual %s (the sample does not support more pieces; later stages "
                     "use the actual size)", f"{vocab_size:,}", f"{len(table):,}")
-    stats.update(measure_words(model, counts) if style == "mecab" else measure_lines(model, lines[:_MEASURE_LINES]))
+    stats.update(measure_words(model, counts) if style == "mecab" else measure_lines(model, lines))
     files = {"spiece.model": model,
              "vocab.txt": "".join(p + "\n" for p, _, _ in table).encode("utf-8")}
     if style == "raw":

@@ -19,9 +19,12 @@ GROUPS = {
     "train": ["tensorflow", "tf-keras", "tf-models-official", "tensorflow-text", "setuptools", "numpy",
               "pyyaml", "google-crc32c"],
     "convert": ["tensorflow", "tf-keras", "tf-models-official", "tensorflow-text", "setuptools", "torch",
-                "transformers", "safetensors", "fugashi", "unidic-lite", "mecab-python3", "numpy", "pyyaml"],
+                "transformers", "safetensors", "fugashi", "unidic-lite", "mecab-python3", "numpy", "pyyaml",
+                "tokenizers", "sentencepiece"],
     "train_torch": ["torch", "transformers", "safetensors", "tokenizers", "numpy", "numba", "llvmlite", "isal",
-                    "google-crc32c", "pyyaml", "tensorboard"],
+                    "google-crc32c", "pyyaml", "tensorboard",
+                    # token shards and distillation: the data tokenizers and the teacher's tokenizer
+                    "sentencepiece", "fugashi", "unidic-lite", "mecab-python3"],
     "eval": ["torch", "transformers", "tokenizers", "safetensors", "fugashi", "unidic-lite", "mecab-python3", "numpy"],
     "report": ["matplotlib", "tensorboard", "numpy", "pillow"],
 }

@@ -19,7 +19,9 @@ rank 0.
 Decisions:
 
 * **Model, losses, init**: :mod:`scripts.training.torch_model` (Model Garden's pretrainer in
-  transformers' modules). **Optimiser and schedule**: :mod:`scripts.training.torch_optim`.
+  transformers' modules). A stage YAML with a ``family:`` section (RoBERTa, DistilBERT) trains
+  through this same loop with the family's model, loss module and token-shard data
+  (:mod:`scripts.training.mlm`, :mod:`scripts.training.distill`; ``Trainer.family``). **Optimiser and schedule**: :mod:`scripts.training.torch_optim`.
   **Data**: :mod:`scripts.training.torch_data` (no TensorFlow).
 * **Global batch** = ``micro_batch_size x accumulation x world size``; ``micro_batch_size`` 0
   means ``global_batch_size / world`` (no accumulation). Gradients are synchronised once per step
