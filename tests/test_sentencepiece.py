@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECIALS_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SPECIALS_ROBERTA = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
 PROBES = ["東京は日本の首都です。", "ｶﾀｶﾅと１２，３４５円、``引用''も。", "姫路城は[MASK]にある。",
-          "[CLS]文の始め[SEP]", "  前後に  空白　 ", "①㈱ＡＢＣ abc"]
+          "[CLS]文の始め[SEP]", "  前後に  空白　 ", "①㈱ＡＢＣ abc", "𠮷𠮷野家で牛丼", "ΩΨЖ語", "a  b\tc"]
 
 
 def sample_lines(name: str = "wiki_articles.txt") -> list[str]:

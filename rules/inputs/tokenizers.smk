@@ -72,5 +72,9 @@ def sentencepiece_args(wildcards):
 def mem_sentencepiece(wildcards, input, attempt):
     """The trainer holds the whole sample (raw style: its suffix array, ~25 bytes per input byte);
     the MeCab style trains on the distinct words only."""
-    per_mb = 25 if registry.sentencepiece_style(TOKENIZERS[wildcards.tokenizer]) == "raw" else 4
+    per_mb = (
+        25
+        if registry.sentencepiece_style(TOKENIZERS[wildcards.tokenizer]) == "raw"
+        else 4
+    )
     return int(4000 + per_mb * input_mb([input.sample])) * attempt
