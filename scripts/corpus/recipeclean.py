@@ -47,6 +47,8 @@ import re
 import unicodedata
 from collections import Counter
 
+from scripts.corpus.textclean import filter_sentences
+
 RECIPE_MECAB_CHUNK_BYTES = 1 << 18
 
 # --- text cleaning -----------------------------------------------------------------------------
@@ -169,25 +171,15 @@ class RecipeSentenceSplitter:
 def recipe_filter(sentences, min_length: int = 0, max_length: int = 0,
                   counts: Counter | None = None) -> list[str]:
     """Strip each sentence; keep it when ``min_length <= len <= max_length`` (0: no limit) and it
-    has no ``\\displaystyle``; dropped ones are counted by reason."""
-    kept = []
+    has no ``\\displaystyle``; dropped ones are counted by reason (empty ones as ``empty``)."""
+    stripped = []
     for s in sentences:
         s = s.strip()
-        n = len(s)
-        if not s:
-            reason = "empty"
-        elif min_length and n < min_length:
-            reason = "too_short"
-        elif max_length and n > max_length:
-            reason = "too_long"
-        elif "\\displaystyle" in s:
-            reason = "math"
-        else:
-            kept.append(s)
-            continue
-        if counts is not None:
-            counts[reason] += 1
-    return kept
+        if s:
+            stripped.append(s)
+        elif counts is not None:
+            counts["empty"] += 1
+    return filter_sentences(stripped, min_length, max_length, drop_math=True, counts=counts)
 
 
 def recipe_wiki_sentences(text: str, title: str | None, splitter: RecipeSentenceSplitter | None,
